@@ -1,0 +1,269 @@
+// Node-API surface of the CPU kernels. Buffers are opaque External handles; every
+// pointer argument is a (handle, byteOffset) pair so views share one allocation.
+// No shape logic here: src/tensor validates shapes before calling in.
+#include <napi.h>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+#include "kernels.h"
+
+namespace {
+using namespace temper;
+
+struct Buf {
+  void* data;
+  size_t nbytes;
+  bool freed;
+};
+
+size_t g_leaked_bytes = 0;  // buffers whose handle was collected without dispose (reported, not freed)
+
+// Reads positional arguments in order, with the checks every kernel needs.
+class Args {
+ public:
+  explicit Args(const Napi::CallbackInfo& info) : info_(info) {}
+  void* ptr() {
+    const Napi::Value& v = info_[i_++];
+    int64_t off = info_[i_++].As<Napi::Number>().Int64Value();
+    if (v.IsNull() || v.IsUndefined()) return nullptr;
+    if (!v.IsExternal()) throw Napi::TypeError::New(info_.Env(), "temper native: expected a buffer handle");
+    Buf* b = v.As<Napi::External<Buf>>().Data();
+    if (b->freed) throw Napi::Error::New(info_.Env(), "temper native: buffer used after dispose");
+    return static_cast<char*>(b->data) + off;
+  }
+  float* f32() { return static_cast<float*>(ptr()); }
+  int32_t* i32() { return static_cast<int32_t*>(ptr()); }
+  uint8_t* u8() { return static_cast<uint8_t*>(ptr()); }
+  int64_t i64() { return info_[i_++].As<Napi::Number>().Int64Value(); }
+  int i() { return (int)i64(); }
+  double f64() { return info_[i_++].As<Napi::Number>().DoubleValue(); }
+  float f() { return (float)f64(); }
+  uint64_t u64() {  // seeds arrive as BigInt so all 64 bits survive
+    bool lossless;
+    return info_[i_++].As<Napi::BigInt>().Uint64Value(&lossless);
+  }
+  std::vector<int64_t> vec() {
+    Napi::Array a = info_[i_++].As<Napi::Array>();
+    std::vector<int64_t> out(a.Length());
+    for (uint32_t k = 0; k < a.Length(); k++) out[k] = a.Get(k).As<Napi::Number>().Int64Value();
+    return out;
+  }
+
+ private:
+  const Napi::CallbackInfo& info_;
+  size_t i_ = 0;
+};
+
+Napi::Value Alloc(const Napi::CallbackInfo& info) {
+  size_t n = (size_t)info[0].As<Napi::Number>().Int64Value();
+  void* p;
+  try {
+    p = buffer_alloc(n);
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(info.Env(), "temper: out of memory allocating " + std::to_string(n) + " bytes");
+  }
+  Buf* b = new Buf{p, n, false};
+  return Napi::External<Buf>::New(info.Env(), b, [](Napi::Env, Buf* b) {
+    if (!b->freed) g_leaked_bytes += b->nbytes;  // owned memory must be disposed; we only report
+    else delete b;
+  });
+}
+
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  Buf* b = info[0].As<Napi::External<Buf>>().Data();
+  if (!b->freed) {
+    buffer_free(b->data, b->nbytes);
+    b->freed = true;
+    b->data = nullptr;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("liveBytes", (double)live_bytes());
+  o.Set("peakBytes", (double)peak_bytes());
+  o.Set("leakedBytes", (double)g_leaked_bytes);
+  return o;
+}
+
+Napi::Value ResetPeak(const Napi::CallbackInfo& info) {
+  reset_peak_bytes();
+  return info.Env().Undefined();
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  set_num_threads(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value NumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), num_threads()); }
+
+// write(handle, byteOffset, typedArray): host -> buffer copy.
+Napi::Value Write(const Napi::CallbackInfo& info) {
+  Args a(info);
+  void* dst = a.ptr();
+  Napi::TypedArray t = info[2].As<Napi::TypedArray>();
+  Napi::ArrayBuffer ab = t.ArrayBuffer();
+  std::memcpy(dst, static_cast<char*>(ab.Data()) + t.ByteOffset(), t.ByteLength());
+  return info.Env().Undefined();
+}
+
+// read(handle, byteOffset, nbytes) -> ArrayBuffer copy.
+Napi::Value Read(const Napi::CallbackInfo& info) {
+  Args a(info);
+  void* src = a.ptr();
+  int64_t n = a.i64();
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), (size_t)n);
+  std::memcpy(ab.Data(), src, (size_t)n);
+  return ab;
+}
+
+#define KERNEL(NAME) Napi::Value NAME(const Napi::CallbackInfo& info)
+#define UNDEF return info.Env().Undefined()
+#define NUM(x) return Napi::Number::New(info.Env(), (double)(x))
+
+KERNEL(Unary) { Args a(info); int op = a.i(); auto x = a.f32(); auto o = a.f32(); unary_f32(op, x, o, a.i64()); UNDEF; }
+KERNEL(UnaryBackward) {
+  Args a(info); int op = a.i(); auto x = a.f32(); auto y = a.f32(); auto g = a.f32(); auto dx = a.f32();
+  unary_backward_f32(op, x, y, g, dx, a.i64()); UNDEF;
+}
+KERNEL(Clamp) { Args a(info); auto x = a.f32(); auto o = a.f32(); auto n = a.i64(); float lo = a.f(); clamp_f32(x, o, n, lo, a.f()); UNDEF; }
+KERNEL(Binary) {
+  Args a(info); int op = a.i(); auto x = a.f32(); auto sx = a.vec(); auto y = a.f32(); auto sy = a.vec();
+  void* o = a.ptr(); auto shape = a.vec();
+  binary_f32(op, x, sx.data(), y, sy.data(), o, shape.data(), (int)shape.size()); UNDEF;
+}
+KERNEL(Where) {
+  Args a(info); auto c = a.u8(); auto sc = a.vec(); auto x = a.f32(); auto sx = a.vec(); auto y = a.f32(); auto sy = a.vec();
+  auto o = a.f32(); auto shape = a.vec();
+  where_f32(c, sc.data(), x, sx.data(), y, sy.data(), o, shape.data(), (int)shape.size()); UNDEF;
+}
+KERNEL(StridedCopy) {
+  Args a(info); void* s = a.ptr(); auto ss = a.vec(); void* d = a.ptr(); auto ds = a.vec(); auto shape = a.vec();
+  strided_copy(s, ss.data(), d, ds.data(), shape.data(), (int)shape.size(), a.i()); UNDEF;
+}
+KERNEL(Fill) {
+  Args a(info); int dtype = a.i(); void* o = a.ptr(); auto n = a.i64(); double v = a.f64();
+  if (dtype == 0) fill_f32((float*)o, n, (float)v);
+  else if (dtype == 1) fill_i32((int32_t*)o, n, (int32_t)v);
+  else if (dtype == 2) fill_u8((uint8_t*)o, n, (uint8_t)v);
+  else throw Napi::TypeError::New(info.Env(), "fill: unsupported dtype code");
+  UNDEF;
+}
+KERNEL(Cast) { Args a(info); void* s = a.ptr(); int sd = a.i(); void* d = a.ptr(); int dd = a.i(); cast(s, sd, d, dd, a.i64()); UNDEF; }
+KERNEL(Reduce) {
+  Args a(info); int op = a.i(); auto x = a.f32(); void* o = a.ptr(); auto outer = a.i64(); auto R = a.i64(); auto inner = a.i64();
+  reduce_f32(op, x, o, outer, R, inner, a.i()); UNDEF;
+}
+KERNEL(Matmul) {
+  Args a(info); auto A = a.f32(); auto B = a.f32(); auto C = a.f32();
+  auto batch = a.i64(); auto M = a.i64(); auto N = a.i64(); auto K = a.i64(); int ta = a.i(); int tb = a.i();
+  auto abs_ = a.i64(); auto bbs = a.i64(); float alpha = a.f(); float beta = a.f();
+  matmul_f32(A, B, C, batch, M, N, K, ta, tb, abs_, bbs, alpha, beta); UNDEF;
+}
+KERNEL(Softmax) { Args a(info); auto x = a.f32(); auto y = a.f32(); auto N = a.i64(); auto C = a.i64(); softmax_forward_f32(x, y, N, C, a.i()); UNDEF; }
+KERNEL(SoftmaxBackward) {
+  Args a(info); auto y = a.f32(); auto dy = a.f32(); auto dx = a.f32(); auto N = a.i64(); auto C = a.i64();
+  softmax_backward_f32(y, dy, dx, N, C, a.i()); UNDEF;
+}
+KERNEL(IndexSelect) {
+  Args a(info); void* x = a.ptr(); auto idx = a.i32(); void* o = a.ptr(); auto outer = a.i64(); auto X = a.i64(); auto I = a.i64();
+  auto inner = a.i64(); NUM(index_select(x, idx, o, outer, X, I, inner, a.i()));
+}
+KERNEL(Gather) {
+  Args a(info); auto x = a.f32(); auto idx = a.i32(); auto o = a.f32(); auto outer = a.i64(); auto X = a.i64(); auto I = a.i64();
+  NUM(gather_f32(x, idx, o, outer, X, I, a.i64()));
+}
+KERNEL(ScatterAdd) {
+  Args a(info); auto o = a.f32(); auto idx = a.i32(); auto src = a.f32(); auto outer = a.i64(); auto X = a.i64(); auto I = a.i64();
+  auto inner = a.i64(); NUM(scatter_add_f32(o, idx, src, outer, X, I, inner, a.i()));
+}
+KERNEL(OneHot) { Args a(info); auto idx = a.i32(); auto o = a.f32(); auto N = a.i64(); NUM(one_hot_f32(idx, o, N, a.i64())); }
+KERNEL(Cumsum) {
+  Args a(info); auto x = a.f32(); auto o = a.f32(); auto outer = a.i64(); auto R = a.i64(); auto inner = a.i64();
+  cumsum_f32(x, o, outer, R, inner, a.i()); UNDEF;
+}
+KERNEL(SortRows) {
+  Args a(info); auto x = a.f32(); auto v = a.f32(); auto idx = a.i32(); auto N = a.i64(); auto C = a.i64(); auto k = a.i64();
+  sort_rows_f32(x, v, idx, N, C, k, a.i()); UNDEF;
+}
+KERNEL(RandUniform) { Args a(info); auto o = a.f32(); auto n = a.i64(); auto s = a.u64(); auto off = a.u64(); float lo = a.f(); rand_uniform_f32(o, n, s, off, lo, a.f()); UNDEF; }
+KERNEL(RandNormal) { Args a(info); auto o = a.f32(); auto n = a.i64(); auto s = a.u64(); auto off = a.u64(); float m = a.f(); rand_normal_f32(o, n, s, off, m, a.f()); UNDEF; }
+KERNEL(RandInt) { Args a(info); auto o = a.i32(); auto n = a.i64(); auto s = a.u64(); auto off = a.u64(); int lo = a.i(); rand_int_i32(o, n, s, off, lo, a.i()); UNDEF; }
+KERNEL(Dropout) {
+  Args a(info); auto x = a.f32(); auto o = a.f32(); auto m = a.f32(); auto n = a.i64(); auto s = a.u64(); auto off = a.u64();
+  dropout_f32(x, o, m, n, s, off, a.f()); UNDEF;
+}
+KERNEL(RmsNorm) {
+  Args a(info); auto x = a.f32(); auto w = a.f32(); auto y = a.f32(); auto r = a.f32(); auto N = a.i64(); auto C = a.i64();
+  rms_norm_forward_f32(x, w, y, r, N, C, a.f()); UNDEF;
+}
+KERNEL(RmsNormBackward) {
+  Args a(info); auto x = a.f32(); auto w = a.f32(); auto r = a.f32(); auto dy = a.f32(); auto dx = a.f32(); auto dw = a.f32();
+  auto N = a.i64(); rms_norm_backward_f32(x, w, r, dy, dx, dw, N, a.i64()); UNDEF;
+}
+KERNEL(LayerNorm) {
+  Args a(info); auto x = a.f32(); auto w = a.f32(); auto b = a.f32(); auto y = a.f32(); auto mu = a.f32(); auto r = a.f32();
+  auto N = a.i64(); auto C = a.i64(); layer_norm_forward_f32(x, w, b, y, mu, r, N, C, a.f()); UNDEF;
+}
+KERNEL(LayerNormBackward) {
+  Args a(info); auto x = a.f32(); auto w = a.f32(); auto mu = a.f32(); auto r = a.f32(); auto dy = a.f32(); auto dx = a.f32();
+  auto dw = a.f32(); auto db = a.f32(); auto N = a.i64(); layer_norm_backward_f32(x, w, mu, r, dy, dx, dw, db, N, a.i64()); UNDEF;
+}
+KERNEL(Rotary) {
+  Args a(info); auto x = a.f32(); auto pos = a.i32(); auto inv = a.f32(); auto o = a.f32(); auto B = a.i64(); auto T = a.i64();
+  auto H = a.i64(); auto D = a.i64(); float sc = a.f(); rotary_f32(x, pos, inv, o, B, T, H, D, sc, a.i()); UNDEF;
+}
+KERNEL(Attention) {
+  Args a(info); auto q = a.f32(); auto k = a.f32(); auto v = a.f32(); auto km = a.i32(); auto doc = a.i32(); auto o = a.f32();
+  auto lse = a.f32(); auto B = a.i64(); auto Tq = a.i64(); auto Tk = a.i64(); auto Hq = a.i64(); auto Hkv = a.i64();
+  auto D = a.i64(); float sc = a.f();
+  attention_forward_f32(q, k, v, km, doc, o, lse, B, Tq, Tk, Hq, Hkv, D, sc, a.i()); UNDEF;
+}
+KERNEL(AttentionBackward) {
+  Args a(info); auto q = a.f32(); auto k = a.f32(); auto v = a.f32(); auto o = a.f32(); auto lse = a.f32(); auto dout = a.f32();
+  auto km = a.i32(); auto doc = a.i32(); auto dq = a.f32(); auto dk = a.f32(); auto dv = a.f32();
+  auto B = a.i64(); auto Tq = a.i64(); auto Tk = a.i64(); auto Hq = a.i64(); auto Hkv = a.i64(); auto D = a.i64(); float sc = a.f();
+  attention_backward_f32(q, k, v, o, lse, dout, km, doc, dq, dk, dv, B, Tq, Tk, Hq, Hkv, D, sc, a.i()); UNDEF;
+}
+KERNEL(CrossEntropy) {
+  Args a(info); auto x = a.f32(); auto y = a.i32(); auto loss = a.f32(); auto lse = a.f32(); auto N = a.i64(); auto V = a.i64();
+  int ig = a.i(); NUM(cross_entropy_forward_f32(x, y, loss, lse, N, V, ig, a.f()));
+}
+KERNEL(CrossEntropyBackward) {
+  Args a(info); auto x = a.f32(); auto y = a.i32(); auto lse = a.f32(); auto g = a.f32(); auto dx = a.f32(); auto N = a.i64();
+  auto V = a.i64(); int ig = a.i(); cross_entropy_backward_f32(x, y, lse, g, dx, N, V, ig, a.f()); UNDEF;
+}
+KERNEL(AdamW) {
+  Args a(info); auto p = a.f32(); auto g = a.f32(); auto m = a.f32(); auto v = a.f32(); auto n = a.i64(); float lr = a.f();
+  float b1 = a.f(); float b2 = a.f(); float eps = a.f(); float wd = a.f(); auto step = a.i64();
+  adamw_step_f32(p, g, m, v, n, lr, b1, b2, eps, wd, step, a.f()); UNDEF;
+}
+KERNEL(SumSquares) { Args a(info); auto x = a.f32(); NUM(sum_squares_f32(x, a.i64())); }
+KERNEL(ScaleInplace) { Args a(info); auto x = a.f32(); auto n = a.i64(); scale_inplace_f32(x, n, a.f()); UNDEF; }
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  const char* env_threads = std::getenv("TEMPER_NUM_THREADS");
+  set_num_threads(env_threads ? std::atoi(env_threads) : 0);
+#define EXPORT(name, fn) exports.Set(name, Napi::Function::New(env, fn, name))
+  EXPORT("alloc", Alloc); EXPORT("free", Free); EXPORT("stats", Stats); EXPORT("resetPeak", ResetPeak);
+  EXPORT("setThreads", SetThreads); EXPORT("numThreads", NumThreads); EXPORT("write", Write); EXPORT("read", Read);
+  EXPORT("unary", Unary); EXPORT("unaryBackward", UnaryBackward); EXPORT("clamp", Clamp); EXPORT("binary", Binary);
+  EXPORT("where", Where); EXPORT("stridedCopy", StridedCopy); EXPORT("fill", Fill); EXPORT("cast", Cast);
+  EXPORT("reduce", Reduce); EXPORT("matmul", Matmul); EXPORT("softmax", Softmax); EXPORT("softmaxBackward", SoftmaxBackward);
+  EXPORT("indexSelect", IndexSelect); EXPORT("gather", Gather); EXPORT("scatterAdd", ScatterAdd); EXPORT("oneHot", OneHot);
+  EXPORT("cumsum", Cumsum); EXPORT("sortRows", SortRows); EXPORT("randUniform", RandUniform); EXPORT("randNormal", RandNormal);
+  EXPORT("randInt", RandInt); EXPORT("dropout", Dropout); EXPORT("rmsNorm", RmsNorm); EXPORT("rmsNormBackward", RmsNormBackward);
+  EXPORT("layerNorm", LayerNorm); EXPORT("layerNormBackward", LayerNormBackward); EXPORT("rotary", Rotary);
+  EXPORT("attention", Attention); EXPORT("attentionBackward", AttentionBackward); EXPORT("crossEntropy", CrossEntropy);
+  EXPORT("crossEntropyBackward", CrossEntropyBackward); EXPORT("adamw", AdamW); EXPORT("sumSquares", SumSquares);
+  EXPORT("scaleInplace", ScaleInplace);
+#undef EXPORT
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(temper_native, Init)

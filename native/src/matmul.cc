@@ -1,0 +1,32 @@
+// Batched GEMM through the BLAS (OpenBLAS cblas_sgemm on Linux, Accelerate on macOS).
+// Transposed operands are BLAS flags, never copies. Broadcast batches use stride 0.
+#include "kernels.h"
+#ifdef TEMPER_ACCELERATE
+#include <Accelerate/Accelerate.h>
+#else
+#include <cblas.h>
+#endif
+
+namespace temper {
+
+void matmul_f32(const float* A, const float* B, float* C, int64_t batch, int64_t M, int64_t N, int64_t K, int trans_a,
+                int trans_b, int64_t a_bs, int64_t b_bs, float alpha, float beta) {
+  int lda = trans_a ? (int)M : (int)K;
+  int ldb = trans_b ? (int)K : (int)N;
+  if (K == 0) {  // BLAS leaves C untouched with K = 0; the math says alpha*0 + beta*C
+    for (int64_t i = 0; i < batch * M * N; i++) C[i] = beta == 0.0f ? 0.0f : beta * C[i];
+    return;
+  }
+  // A batch of matrix-vector products with a shared B is one GEMM: fold the batch into M.
+  if (!trans_a && b_bs == 0 && a_bs == M * K && batch > 1) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)(batch * M), (int)N, (int)K,
+                alpha, A, lda, B, ldb, beta, C, (int)N);
+    return;
+  }
+  for (int64_t b = 0; b < batch; b++) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M,
+                (int)N, (int)K, alpha, A + b * a_bs, lda, B + b * b_bs, ldb, beta, C + b * M * N, (int)N);
+  }
+}
+
+}  // namespace temper

@@ -1,0 +1,2 @@
+// temper: LLM post-training native to TypeScript. The library entry point.
+export * from './tensor/index.js';

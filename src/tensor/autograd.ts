@@ -1,0 +1,192 @@
+// Reverse-mode autograd: ops record a GradNode per differentiable call; backward() walks
+// the nodes in reverse topological order and applies one rule per primitive (grad_rules.ts).
+// Nodes are reference counted by the tensors and nodes that point at them, so saved
+// activations are freed as soon as nothing can reach them (dispose or scope end).
+import { keep, scope, withGrad, isGradEnabled } from './scope.js';
+import type { Tensor } from './tensor.js';
+import { TemperError, fmtShape } from './errors.js';
+
+/** Every differentiable primitive. Adding one without a rule in GRAD_RULES does not compile. */
+export type Primitive =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum' | 'where' | 'clamp'
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'silu' | 'gelu' | 'gelu_tanh' | 'sigmoid' | 'tanh'
+  | 'softplus' | 'relu' | 'square' | 'reciprocal'
+  | 'sum' | 'mean' | 'max' | 'min' | 'logsumexp' | 'var'
+  | 'matmul' | 'softmax' | 'log_softmax'
+  | 'reshape' | 'permute' | 'slice' | 'cat' | 'expand'
+  | 'index_select' | 'gather' | 'scatter_add' | 'cumsum' | 'sort_values' | 'dropout'
+  | 'rms_norm' | 'layer_norm' | 'rotary' | 'attention' | 'cross_entropy';
+
+type Edge = { node: GradNode; leaf?: undefined } | { leaf: Tensor; node?: undefined } | null;
+
+export interface GradNode {
+  readonly prim: Primitive;
+  /** Where each input's gradient goes: the node that made it, the leaf it is, or nowhere. */
+  readonly edges: Edge[];
+  readonly inputShapes: (readonly number[])[];
+  /** Tensors the rule needs, held by the node (own handles on shared storage). */
+  saved: Tensor[];
+  readonly params: Readonly<Record<string, unknown>>;
+  refs: number;
+  released: boolean;
+}
+
+/** A gradient rule: upstream gradient -> one gradient per input (null where not needed). */
+export type GradRule = (node: GradNode, g: Tensor, needs: boolean[]) => (Tensor | null)[];
+
+let rules: { [P in Primitive]: GradRule } | null = null;
+/** grad_rules.ts registers the table (it imports the ops, which import this file). */
+export function registerGradRules(table: { [P in Primitive]: GradRule }): void {
+  rules = table;
+}
+
+/**
+ * Records `out = prim(inputs)` on the tape when grad mode is on and an input requires grad.
+ * `saved` tensors get their own handles, owned by the node.
+ */
+export function record(
+  prim: Primitive,
+  inputs: (Tensor | null)[],
+  out: Tensor,
+  saved: Tensor[] = [],
+  params: Record<string, unknown> = {},
+): void {
+  if (!isGradEnabled() || !inputs.some((t) => t?.requiresGrad)) return;
+  const edges: Edge[] = inputs.map((t) => {
+    if (!t || !t.requiresGrad) return null;
+    if (t.gradFn) {
+      t.gradFn.refs++;
+      return { node: t.gradFn };
+    }
+    return { leaf: t };
+  });
+  const node: GradNode = {
+    prim,
+    edges,
+    inputShapes: inputs.map((t) => (t ? t.shape : [])),
+    saved: saved.map((t) => keep(t.detach())),
+    params,
+    refs: 1,
+    released: false,
+  };
+  out.gradFn = node;
+  out.requiresGrad = true;
+}
+
+function releaseSaved(node: GradNode): void {
+  for (const t of node.saved) t.dispose();
+  node.saved = [];
+}
+
+/** Drops one reference; frees the node's saved tensors and its inputs' references at zero. */
+export function releaseNodeRef(start: GradNode): void {
+  const stack = [start];
+  while (stack.length) {
+    const node = stack.pop()!;
+    if (--node.refs > 0) continue;
+    releaseSaved(node);
+    node.released = true;
+    for (const e of node.edges) if (e?.node) stack.push(e.node);
+  }
+}
+
+function topoOrder(root: GradNode): GradNode[] {
+  const order: GradNode[] = [];
+  const seen = new Set<GradNode>([root]);
+  const stack: [GradNode, number][] = [[root, 0]];
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const [node, i] = top;
+    if (i < node.edges.length) {
+      top[1]++;
+      const next = node.edges[i]?.node;
+      if (next && !seen.has(next)) {
+        seen.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      order.push(node);
+      stack.pop();
+    }
+  }
+  return order.reverse(); // root first
+}
+
+function accumulateLeaf(leaf: Tensor, g: Tensor, add: (a: Tensor, b: Tensor) => Tensor, clone: (t: Tensor) => Tensor): void {
+  leaf.assertLive('backward (gradient for a leaf)');
+  let next: Tensor;
+  if (leaf.grad) {
+    next = add(leaf.grad, g);
+    leaf.grad.dispose();
+  } else {
+    // Reuse the rule's buffer when nothing else holds it; otherwise copy so that in-place
+    // updates of one grad (clipping) never touch another tensor.
+    next = g.storage.holders === 1 ? g.detach() : clone(g);
+  }
+  leaf.grad = keep(next);
+}
+
+export interface BackwardOptions {
+  /** Keep saved tensors so backward can run again through the same graph. */
+  retainGraph?: boolean;
+}
+
+/**
+ * Accumulates d(root)/d(leaf) into `.grad` of every leaf that requires grad.
+ * `grad` defaults to 1 for a one-element root.
+ */
+export function backward(
+  root: Tensor,
+  grad: Tensor | undefined,
+  opts: BackwardOptions,
+  helpers: { ones: (shape: readonly number[]) => Tensor; add: (a: Tensor, b: Tensor) => Tensor; clone: (t: Tensor) => Tensor },
+): void {
+  root.assertLive('backward');
+  if (!root.requiresGrad) throw new TemperError('backward: tensor does not require grad (no input of it had requiresGrad = true)');
+  if (!grad && root.numel !== 1)
+    throw new TemperError(`backward: output has shape ${fmtShape(root.shape)}; pass a gradient of that shape for a non-scalar output`);
+  if (grad && grad.shape.join() !== root.shape.join())
+    throw new TemperError(`backward: gradient shape ${fmtShape(grad.shape)} does not match output shape ${fmtShape(root.shape)}`);
+  if (!rules) throw new TemperError('backward: gradient rules not loaded (import from "temper", not a deep path)');
+  const table = rules;
+  withGrad(false, () =>
+    scope(() => {
+      const g0 = grad ? grad.detach() : helpers.ones(root.shape);
+      if (!root.gradFn) {
+        accumulateLeaf(root, g0, helpers.add, helpers.clone);
+        return;
+      }
+      const pending = new Map<GradNode, Tensor>([[root.gradFn, g0]]);
+      for (const node of topoOrder(root.gradFn)) {
+        const g = pending.get(node);
+        if (!g) continue;
+        pending.delete(node);
+        if (node.released)
+          throw new TemperError(`backward: the graph through '${node.prim}' was already freed; pass { retainGraph: true } to the first backward`);
+        const needs = node.edges.map((e) => e !== null);
+        const inGrads = scope(() => table[node.prim](node, g, needs));
+        for (let i = 0; i < node.edges.length; i++) {
+          const e = node.edges[i];
+          const gi = inGrads[i];
+          if (!e || !gi) continue;
+          if (gi.shape.join() !== node.inputShapes[i]!.join())
+            throw new TemperError(
+              `internal: gradient of '${node.prim}' input ${i} has shape ${fmtShape(gi.shape)}, expected ${fmtShape(node.inputShapes[i]!)}`,
+            );
+          if (e.leaf) accumulateLeaf(e.leaf, gi, helpers.add, helpers.clone);
+          else {
+            const prev = pending.get(e.node);
+            pending.set(e.node, prev ? helpers.add(prev, gi) : gi.detach());
+            prev?.dispose();
+          }
+        }
+        for (const t of new Set(inGrads)) t?.dispose();
+        g.dispose();
+        if (!opts.retainGraph) {
+          releaseSaved(node);
+          node.released = true;
+        }
+      }
+    }),
+  );
+}

@@ -1,0 +1,107 @@
+// The kernel interface a device backend implements, and the registry of backends.
+// CPU is the native addon (native/src/addon.cc); a CUDA addon exports the same
+// functions over device memory, so ops in src/tensor never name a device.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Opaque handle of one native allocation. */
+export type Handle = { readonly __brand: 'temper.Handle' };
+/** A pointer argument: handle plus byte offset (views share one allocation). */
+type P = Handle | null;
+type O = number;
+
+/** Every kernel the tensor layer calls, mirrored from native/src/kernels.h. */
+export interface Kernels {
+  alloc(nbytes: number): Handle;
+  free(h: Handle): void;
+  stats(): { liveBytes: number; peakBytes: number; leakedBytes: number };
+  resetPeak(): void;
+  setThreads(n: number): void;
+  numThreads(): number;
+  write(h: P, off: O, data: ArrayBufferView): void;
+  read(h: P, off: O, nbytes: number): ArrayBuffer;
+  unary(op: number, x: P, xo: O, out: P, oo: O, n: number): void;
+  unaryBackward(op: number, x: P, xo: O, y: P, yo: O, g: P, go: O, dx: P, dxo: O, n: number): void;
+  clamp(x: P, xo: O, out: P, oo: O, n: number, lo: number, hi: number): void;
+  binary(op: number, a: P, ao: O, as: number[], b: P, bo: O, bs: number[], out: P, oo: O, shape: number[]): void;
+  where(c: P, co: O, cs: number[], a: P, ao: O, as: number[], b: P, bo: O, bs: number[], out: P, oo: O, shape: number[]): void;
+  stridedCopy(src: P, so: O, ss: number[], dst: P, dO: O, ds: number[], shape: number[], elemSize: number): void;
+  fill(dtypeCode: number, out: P, oo: O, n: number, value: number): void;
+  cast(src: P, so: O, srcCode: number, dst: P, dO: O, dstCode: number, n: number): void;
+  reduce(op: number, x: P, xo: O, out: P, oo: O, outer: number, R: number, inner: number, correction: number): void;
+  matmul(a: P, ao: O, b: P, bo: O, c: P, co: O, batch: number, M: number, N: number, K: number, transA: number,
+    transB: number, aBatchStride: number, bBatchStride: number, alpha: number, beta: number): void;
+  softmax(x: P, xo: O, y: P, yo: O, N: number, C: number, log: number): void;
+  softmaxBackward(y: P, yo: O, dy: P, dyo: O, dx: P, dxo: O, N: number, C: number, log: number): void;
+  indexSelect(x: P, xo: O, idx: P, io: O, out: P, oo: O, outer: number, X: number, I: number, inner: number,
+    elemSize: number): number;
+  gather(x: P, xo: O, idx: P, io: O, out: P, oo: O, outer: number, X: number, I: number, inner: number): number;
+  scatterAdd(out: P, oo: O, idx: P, io: O, src: P, so: O, outer: number, X: number, I: number, inner: number,
+    shared: number): number;
+  oneHot(idx: P, io: O, out: P, oo: O, N: number, C: number): number;
+  cumsum(x: P, xo: O, out: P, oo: O, outer: number, R: number, inner: number, reverse: number): void;
+  sortRows(x: P, xo: O, v: P, vo: O, idx: P, io: O, N: number, C: number, k: number, desc: number): void;
+  randUniform(out: P, oo: O, n: number, seed: bigint, offset: bigint, lo: number, hi: number): void;
+  randNormal(out: P, oo: O, n: number, seed: bigint, offset: bigint, mean: number, std: number): void;
+  randInt(out: P, oo: O, n: number, seed: bigint, offset: bigint, lo: number, hi: number): void;
+  dropout(x: P, xo: O, out: P, oo: O, mask: P, mo: O, n: number, seed: bigint, offset: bigint, p: number): void;
+  rmsNorm(x: P, xo: O, w: P, wo: O, y: P, yo: O, rstd: P, ro: O, N: number, C: number, eps: number): void;
+  rmsNormBackward(x: P, xo: O, w: P, wo: O, rstd: P, ro: O, dy: P, dyo: O, dx: P, dxo: O, dw: P, dwo: O, N: number,
+    C: number): void;
+  layerNorm(x: P, xo: O, w: P, wo: O, b: P, bo: O, y: P, yo: O, mean: P, mo: O, rstd: P, ro: O, N: number, C: number,
+    eps: number): void;
+  layerNormBackward(x: P, xo: O, w: P, wo: O, mean: P, mo: O, rstd: P, ro: O, dy: P, dyo: O, dx: P, dxo: O, dw: P,
+    dwo: O, db: P, dbo: O, N: number, C: number): void;
+  rotary(x: P, xo: O, pos: P, po: O, invFreq: P, fo: O, out: P, oo: O, B: number, T: number, H: number, D: number,
+    scaling: number, inverse: number): void;
+  attention(q: P, qo: O, k: P, ko: O, v: P, vo: O, keyMask: P, kmo: O, docIds: P, dio: O, out: P, oo: O, lse: P,
+    lo: O, B: number, Tq: number, Tk: number, Hq: number, Hkv: number, D: number, scale: number, causal: number): void;
+  attentionBackward(q: P, qo: O, k: P, ko: O, v: P, vo: O, out: P, oo: O, lse: P, lo: O, dout: P, doo: O,
+    keyMask: P, kmo: O, docIds: P, dio: O, dq: P, dqo: O, dk: P, dko: O, dv: P, dvo: O, B: number, Tq: number,
+    Tk: number, Hq: number, Hkv: number, D: number, scale: number, causal: number): void;
+  crossEntropy(x: P, xo: O, labels: P, lo: O, loss: P, lso: O, lse: P, leo: O, N: number, V: number,
+    ignoreIndex: number, eps: number): number;
+  crossEntropyBackward(x: P, xo: O, labels: P, lo: O, lse: P, leo: O, g: P, go: O, dx: P, dxo: O, N: number,
+    V: number, ignoreIndex: number, eps: number): void;
+  adamw(p: P, po: O, g: P, go: O, m: P, mo: O, v: P, vo: O, n: number, lr: number, b1: number, b2: number,
+    eps: number, wd: number, step: number, gradScale: number): void;
+  sumSquares(x: P, xo: O, n: number): number;
+  scaleInplace(x: P, xo: O, n: number, s: number): void;
+}
+
+export type Device = 'cpu' | `cuda:${number}`;
+
+function findAddon(): string {
+  // dist/src/tensor/backend.js and src/tensor/backend.ts both sit under the package root.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const p = join(dir, 'build', 'Release', 'temper_native.node');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  throw new Error(
+    'temper: the native addon (build/Release/temper_native.node) is not built. ' +
+      'Run `npm run setup` (installs the BLAS and builds it) or `npm run build:native`.',
+  );
+}
+
+let cpuKernels: Kernels | undefined;
+
+/** The kernels for a device; CPU loads the addon on first use. */
+export function kernelsFor(device: Device): Kernels {
+  if (device === 'cpu') {
+    cpuKernels ??= createRequire(import.meta.url)(findAddon()) as Kernels;
+    return cpuKernels;
+  }
+  throw new Error(`temper was built without CUDA: device "${device}" is not available (only "cpu")`);
+}
+
+/** Threads used by native kernels and the BLAS (default: all cores, or TEMPER_NUM_THREADS). */
+export function setNumThreads(n: number): void {
+  kernelsFor('cpu').setThreads(n);
+}
+export function getNumThreads(): number {
+  return kernelsFor('cpu').numThreads();
+}

@@ -1,0 +1,19 @@
+// Public surface of the tensor layer.
+import './grad_rules.js';
+import './methods.js';
+
+export { Tensor, memoryStats, resetPeakMemory, numelOf, type NestedArray } from './tensor.js';
+export type { DType } from './dtype.js';
+export { type Device, setNumThreads, getNumThreads } from './backend.js';
+export { TemperError } from './errors.js';
+export { scope, keep, noGrad, withGrad, isGradEnabled } from './scope.js';
+export type { Primitive, BackwardOptions } from './autograd.js';
+export * from './ops/creation.js';
+export * from './ops/elementwise.js';
+export * from './ops/reduce.js';
+export { matmul, linear, type MatmulOptions } from './ops/matmul.js';
+export { reshape, flatten, unsqueeze, squeeze, permute, transpose, contiguous, slice, cat, stack, split, chunk, expand, clone } from './ops/shape.js';
+export { indexSelect, embedding, gather, scatterAdd, oneHot } from './ops/index.js';
+export { softmax, logSoftmax, cumsum, sort, topk, dropout } from './ops/nn.js';
+export { rmsNorm, layerNorm, rotary, attention, crossEntropy, type AttentionOptions, type CrossEntropyOptions } from './ops/fused.js';
+export { adamwStep, clipGradNorm, globalNorm, scaleInplace, type AdamWStepOptions } from './ops/optim.js';

@@ -1,0 +1,61 @@
+// Matrix products through the BLAS: batched with broadcast batch dims, and transposed
+// operands as flags (no copies). `linear` is x @ W^T + b with W stored as (out, in), as HF does.
+import { record } from '../autograd.js';
+import { TemperError, fmtShape } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import { broadcastShapes, check, empty, kern, numelOf, sameDevice } from './util.js';
+import { expand } from './shape.js';
+import { add } from './elementwise.js';
+
+export interface MatmulOptions {
+  /** a is stored (..., K, M) and used transposed. */
+  transA?: boolean;
+  /** b is stored (..., N, K) and used transposed. */
+  transB?: boolean;
+}
+
+/** op(a) @ op(b) over the last two dims; leading dims broadcast. */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  check('matmul', a, 'a');
+  check('matmul', b, 'b');
+  sameDevice('matmul', a, b);
+  if (a.ndim < 2 || b.ndim < 2)
+    throw new TemperError(`matmul: operands must be at least 2-d, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)} (unsqueeze vectors)`);
+  const ta = !!opts.transA, tb = !!opts.transB;
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
+  const M = ta ? ac : ar, K = ta ? ar : ac;
+  const Kb = tb ? bc : br, N = tb ? br : bc;
+  if (K !== Kb)
+    throw new TemperError(
+      `matmul: shapes ${fmtShape(a.shape)}${ta ? '^T' : ''} and ${fmtShape(b.shape)}${tb ? '^T' : ''} do not match (inner dims ${K} vs ${Kb})`,
+    );
+  const batchShape = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const batch = numelOf(batchShape);
+  // An operand whose batch is neither 1 nor the full batch is materialized to the full batch.
+  const fit = (t: Tensor): [Tensor, number] => {
+    const tb = numelOf(t.shape.slice(0, -2));
+    const mat = numelOf(t.shape.slice(-2));
+    if (tb === 1) return [t, 0];
+    if (t.shape.slice(0, -2).join() === batchShape.join()) return [t, mat];
+    return [expand(t, [...batchShape, ...t.shape.slice(-2)]), mat];
+  };
+  const [A, aStride] = fit(a);
+  const [B, bStride] = fit(b);
+  const out = empty([...batchShape, M, N], 'f32', a);
+  kern(a).matmul(A.handle, A.byteOffset, B.handle, B.byteOffset, out.handle, 0, batch, M, N, K, ta ? 1 : 0, tb ? 1 : 0, aStride, bStride, 1, 0);
+  if (A !== a) A.dispose();
+  if (B !== b) B.dispose();
+  record('matmul', [a, b], out, [a, b], { transA: ta, transB: tb });
+  return out;
+}
+
+/** y = x @ w^T (+ bias). x (..., in), w (out, in), bias (out). */
+export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
+  if (w.ndim !== 2) throw new TemperError(`linear: weight must be 2-d (out, in), got ${fmtShape(w.shape)}`);
+  const y = matmul(x, w, { transB: true });
+  if (!bias) return y;
+  const z = add(y, bias);
+  y.dispose();
+  return z;
+}
