@@ -4,7 +4,7 @@ import { registerGradRules, type GradNode, type GradRule, type Primitive } from 
 import { kernelsFor } from './backend.js';
 import { Tensor, numelOf } from './tensor.js';
 import { zeros, toDType } from './ops/creation.js';
-import { add, div, eq, ge, gt, le, lt, log, mul, neg, pow, sub, unaryBackward, where, type UnaryName } from './ops/elementwise.js';
+import { add, div, eq, exp, ge, gt, le, lt, log, mul, neg, pow, sub, unaryBackward, where, type UnaryName } from './ops/elementwise.js';
 import { matmul } from './ops/matmul.js';
 import { expand, permute, reshape, slice, sliceBackward } from './ops/shape.js';
 import { keepdimShape, mean, sum, sumTo } from './ops/reduce.js';
@@ -166,8 +166,8 @@ export const GRAD_RULES: { [P in Primitive]: GradRule } = {
   min: extremumRule,
   logsumexp: (n, g) => {
     const kept = keepdimShape(shape(n, 0), p<number[]>(n, 'axes'));
-    const e = unaryBackward('exp', sub(s(n, 0), reshape(s(n, 1), kept)), expandReduced(n, g));
-    return [e];
+    // d lse / dx = softmax over the reduced axes = exp(x - lse).
+    return [mul(exp(sub(s(n, 0), reshape(s(n, 1), kept))), expandReduced(n, g))];
   },
   var: (n, g) => {
     const x = s(n, 0);
