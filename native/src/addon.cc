@@ -84,12 +84,18 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("liveBytes", (double)live_bytes());
   o.Set("peakBytes", (double)peak_bytes());
+  o.Set("cachedBytes", (double)cached_bytes());
   o.Set("leakedBytes", (double)g_leaked_bytes);
   return o;
 }
 
 Napi::Value ResetPeak(const Napi::CallbackInfo& info) {
   reset_peak_bytes();
+  return info.Env().Undefined();
+}
+
+Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
+  empty_cache();
   return info.Env().Undefined();
 }
 
@@ -248,7 +254,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const char* env_threads = std::getenv("TEMPER_NUM_THREADS");
   set_num_threads(env_threads ? std::atoi(env_threads) : 0);
 #define EXPORT(name, fn) exports.Set(name, Napi::Function::New(env, fn, name))
-  EXPORT("alloc", Alloc); EXPORT("free", Free); EXPORT("stats", Stats); EXPORT("resetPeak", ResetPeak);
+  EXPORT("alloc", Alloc); EXPORT("free", Free); EXPORT("stats", Stats); EXPORT("resetPeak", ResetPeak); EXPORT("emptyCache", EmptyCache);
   EXPORT("setThreads", SetThreads); EXPORT("numThreads", NumThreads); EXPORT("write", Write); EXPORT("read", Read);
   EXPORT("unary", Unary); EXPORT("unaryBackward", UnaryBackward); EXPORT("clamp", Clamp); EXPORT("binary", Binary);
   EXPORT("where", Where); EXPORT("stridedCopy", StridedCopy); EXPORT("fill", Fill); EXPORT("cast", Cast);

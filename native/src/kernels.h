@@ -17,12 +17,15 @@ void set_num_threads(int n);  // OpenMP and the BLAS
 int num_threads();
 
 // ---- memory (alloc.cc) ---------------------------------------------------
-// 64-byte aligned; every byte is counted in live/peak stats.
+// 64-byte aligned; live/peak count requested bytes. Freed blocks are kept for reuse by
+// size class up to TEMPER_CPU_CACHE_BYTES (default 4 GiB); empty_cache returns them.
 void* buffer_alloc(size_t nbytes);
 void buffer_free(void* p, size_t nbytes);
 size_t live_bytes();
 size_t peak_bytes();
+size_t cached_bytes();
 void reset_peak_bytes();
+void empty_cache();
 
 // ---- elementwise (elementwise.cc) ----------------------------------------
 enum UnaryOp : int {

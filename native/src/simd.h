@@ -20,7 +20,9 @@ namespace temper {
 #pragma omp declare simd notinbranch
 static inline float fast_exp(float x) {
   const float hi = 88.72283935546875f, lo = -103.972084045410f;
-  float xc = x > hi ? hi : (x < lo ? lo : x);
+  // NaN fails both comparisons and becomes hi, so the int conversion below is defined;
+  // the NaN itself is restored at the end.
+  float xc = x < hi ? (x > lo ? x : lo) : hi;
   float n = std::nearbyint(xc * 1.44269504088896341f);
   float r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;

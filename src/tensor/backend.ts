@@ -16,8 +16,9 @@ type O = number;
 export interface Kernels {
   alloc(nbytes: number): Handle;
   free(h: Handle): void;
-  stats(): { liveBytes: number; peakBytes: number; leakedBytes: number };
+  stats(): { liveBytes: number; peakBytes: number; cachedBytes: number; leakedBytes: number };
   resetPeak(): void;
+  emptyCache(): void;
   setThreads(n: number): void;
   numThreads(): number;
   write(h: P, off: O, data: ArrayBufferView): void;

@@ -2,7 +2,7 @@
 import './grad_rules.js';
 import './methods.js';
 
-export { Tensor, memoryStats, resetPeakMemory, numelOf, type NestedArray } from './tensor.js';
+export { Tensor, memoryStats, resetPeakMemory, emptyCache, numelOf, type NestedArray } from './tensor.js';
 export type { DType } from './dtype.js';
 export { type Device, setNumThreads, getNumThreads } from './backend.js';
 export { TemperError } from './errors.js';

@@ -174,14 +174,24 @@ export function numelOf(shape: readonly number[]): number {
   return n;
 }
 
-/** Allocator and handle counts, for leak tests and memory reports. */
+/**
+ * Allocator and handle counts, for leak tests and memory reports. liveBytes/peakBytes count
+ * tensor storage; cachedBytes is freed memory kept for reuse; leakedBytes counts handles the
+ * garbage collector found undisposed (reported, never freed by it).
+ */
 export function memoryStats(device: Device = 'cpu'): {
   liveBytes: number;
   peakBytes: number;
+  cachedBytes: number;
   leakedBytes: number;
   liveTensors: number;
 } {
   return { ...kernelsFor(device).stats(), liveTensors };
+}
+
+/** Returns cached free blocks to the system. */
+export function emptyCache(device: Device = 'cpu'): void {
+  kernelsFor(device).emptyCache();
 }
 
 export function resetPeakMemory(device: Device = 'cpu'): void {

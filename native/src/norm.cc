@@ -1,0 +1,156 @@
+// Fused RMSNorm and LayerNorm over the last dim of x (N rows, C channels), forward and backward.
+// Row statistics accumulate in double; dw/db are summed over fixed row blocks, so every output is
+// bitwise the same for any thread count. Not group/batch norm, and no mixed precision.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+#include "kernels.h"
+#include "simd.h"
+
+namespace temper {
+
+namespace {
+
+// Below this many elements the OpenMP fork costs more than the work.
+constexpr int64_t kParallelMin = 1 << 15;
+
+// Rows per dw/db block. It depends on N only (at most 64 blocks), never on the thread count, so
+// the summation order of the weight gradients is fixed: each block sums its rows in order into a
+// (C) double partial, then the partials are added in block order.
+inline int64_t rows_per_block(int64_t N) {
+  const int64_t kMaxBlocks = 64;
+  return std::max<int64_t>(1, (N + kMaxBlocks - 1) / kMaxBlocks);
+}
+
+// out[c] = sum over blocks b of part[b * C + c], in block order.
+inline void sum_blocks(const double* part, float* out, int64_t nb, int64_t C) {
+  std::vector<double> acc(part, part + C);
+  for (int64_t b = 1; b < nb; b++) {
+    const double* pb = part + b * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) acc[c] += pb[c];
+  }
+  for (int64_t c = 0; c < C; c++) out[c] = (float)acc[c];
+}
+
+}  // namespace
+
+// ---- RMSNorm (HF LlamaRMSNorm in f32) -------------------------------------
+
+// rstd (N) = 1/sqrt(mean(x^2) + eps) with the mean rounded to f32 first, as torch does;
+// y = w * (x * rstd), the product order of HF.
+TEMPER_CLONES void rms_norm_forward_f32(const float* x, const float* w, float* y, float* rstd, int64_t N, int64_t C,
+                                        float eps) {
+#pragma omp parallel for if (N * C > kParallelMin) schedule(static)
+  for (int64_t n = 0; n < N; n++) {
+    const float* xr = x + n * C;
+    float* yr = y + n * C;
+    double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
+    const float r = 1.0f / std::sqrt((float)(ss / C) + eps);
+    rstd[n] = r;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) yr[c] = w[c] * (xr[c] * r);
+  }
+}
+
+// With g = w*dy:  dx = rstd * (g - x * rstd^2 * mean(g*x));  dw = sum_n dy * (x * rstd).
+TEMPER_CLONES void rms_norm_backward_f32(const float* x, const float* w, const float* rstd, const float* dy, float* dx,
+                                         float* dw, int64_t N, int64_t C) {
+  const int64_t rb = rows_per_block(N), nb = (N + rb - 1) / rb;
+  std::vector<double> part(nb * C, 0.0);  // (nb, C) dw partials
+#pragma omp parallel for if (N * C > kParallelMin) schedule(static)
+  for (int64_t b = 0; b < nb; b++) {
+    double* pw = part.data() + b * C;
+    const int64_t n_end = std::min(N, (b + 1) * rb);
+    for (int64_t n = b * rb; n < n_end; n++) {
+      const float* xr = x + n * C;
+      const float* gr = dy + n * C;
+      float* dr = dx + n * C;
+      const float r = rstd[n];
+      double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t c = 0; c < C; c++) dot += (double)(w[c] * gr[c]) * xr[c];
+      const float k = (float)(dot / C) * (r * r);
+#pragma omp simd
+      for (int64_t c = 0; c < C; c++) {
+        dr[c] = r * (w[c] * gr[c] - xr[c] * k);
+        pw[c] += (double)(gr[c] * (xr[c] * r));
+      }
+    }
+  }
+  sum_blocks(part.data(), dw, nb, C);
+}
+
+// ---- LayerNorm (torch.nn.functional.layer_norm, biased variance) ----------
+// w may also be null (no affine); then dw is not written. The spec only promises w.
+
+// mean, rstd (N); y = (x - mean) * rstd * w + b. Two passes over the row (it sits in L1) give an
+// exact-as-double variance instead of E[x^2] - E[x]^2 cancellation.
+TEMPER_CLONES void layer_norm_forward_f32(const float* x, const float* w, const float* b, float* y, float* mean,
+                                          float* rstd, int64_t N, int64_t C, float eps) {
+  std::vector<float> ones;
+  if (!w) ones.assign(C, 1.0f), w = ones.data();
+  std::vector<float> zeros;
+  if (!b) zeros.assign(C, 0.0f), b = zeros.data();
+#pragma omp parallel for if (N * C > kParallelMin) schedule(static)
+  for (int64_t n = 0; n < N; n++) {
+    const float* xr = x + n * C;
+    float* yr = y + n * C;
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t c = 0; c < C; c++) s += xr[c];
+    const double mu = s / C;
+    double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t c = 0; c < C; c++) ss += ((double)xr[c] - mu) * ((double)xr[c] - mu);
+    const float m = (float)mu;
+    const float r = 1.0f / std::sqrt((float)(ss / C) + eps);
+    mean[n] = m;
+    rstd[n] = r;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - m) * r * w[c] + b[c];
+  }
+}
+
+// With xh = (x - mean) * rstd and g = w*dy:
+//   dx = rstd * (g - mean(g) - xh * mean(g*xh));  dw = sum_n dy * xh;  db = sum_n dy.
+TEMPER_CLONES void layer_norm_backward_f32(const float* x, const float* w, const float* mean, const float* rstd,
+                                           const float* dy, float* dx, float* dw, float* db, int64_t N, int64_t C) {
+  std::vector<float> ones;
+  if (!w) ones.assign(C, 1.0f), w = ones.data();
+  const int64_t rb = rows_per_block(N), nb = (N + rb - 1) / rb;
+  std::vector<double> part_w(nb * C, 0.0), part_b(nb * C, 0.0);  // (nb, C) dw and db partials
+#pragma omp parallel for if (N * C > kParallelMin) schedule(static)
+  for (int64_t blk = 0; blk < nb; blk++) {
+    double* pw = part_w.data() + blk * C;
+    double* pb = part_b.data() + blk * C;
+    const int64_t n_end = std::min(N, (blk + 1) * rb);
+    for (int64_t n = blk * rb; n < n_end; n++) {
+      const float* xr = x + n * C;
+      const float* gr = dy + n * C;
+      float* dr = dx + n * C;
+      const float m = mean[n], r = rstd[n];
+      double sg = 0.0, sgx = 0.0;
+#pragma omp simd reduction(+ : sg, sgx)
+      for (int64_t c = 0; c < C; c++) {
+        const float g = w[c] * gr[c];
+        sg += g;
+        sgx += (double)g * ((xr[c] - m) * r);
+      }
+      const float mg = (float)(sg / C), mgx = (float)(sgx / C);
+#pragma omp simd
+      for (int64_t c = 0; c < C; c++) {
+        const float xh = (xr[c] - m) * r;
+        dr[c] = r * (w[c] * gr[c] - mg - xh * mgx);
+        pw[c] += (double)(gr[c] * xh);
+        pb[c] += gr[c];
+      }
+    }
+  }
+  if (dw) sum_blocks(part_w.data(), dw, nb, C);
+  if (db) sum_blocks(part_b.data(), db, nb, C);
+}
+
+}  // namespace temper
