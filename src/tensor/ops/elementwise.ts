@@ -52,7 +52,7 @@ const COMPARE = { eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12 } as const;
 export type BinaryName = keyof typeof BINARY;
 export type CompareName = keyof typeof COMPARE;
 
-/** Scalars become 0-d tensors on the other operand's device, owned by the current scope. */
+/** Scalars become 0-d tensors on the other operand's device; the caller disposes them. */
 function operands(op: string, a: Tensor | number, b: Tensor | number): [Tensor, Tensor, Tensor[]] {
   if (typeof a === 'number' && typeof b === 'number') throw new TemperError(`${op}: at least one operand must be a tensor`);
   const temps: Tensor[] = [];
@@ -75,7 +75,7 @@ export function binary(name: BinaryName, a: Tensor | number, b: Tensor | number)
   launchBinary(BINARY[name], ta, tb, out);
   const saved = name === 'add' || name === 'sub' ? [] : name === 'pow' ? [ta, tb, out] : [ta, tb];
   record(name, [ta, tb], out, saved);
-  for (const t of temps) if (!t.requiresGrad) t.dispose();
+  for (const t of temps) t.dispose(); // saved copies hold their own handles
   return out;
 }
 
@@ -117,7 +117,7 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
   kern(ta).where(cond.handle, cond.byteOffset, broadcastStrides(cond.shape, shape), ta.handle, ta.byteOffset,
     broadcastStrides(ta.shape, shape), tb.handle, tb.byteOffset, broadcastStrides(tb.shape, shape), out.handle, 0, shape);
   record('where', [null, ta, tb], out, [cond]);
-  for (const t of temps) if (!t.requiresGrad) t.dispose();
+  for (const t of temps) t.dispose(); // saved copies hold their own handles
   return out;
 }
 
