@@ -1,2 +1,3 @@
 // temper: LLM post-training native to TypeScript. The library entry point.
 export * from './tensor/index.js';
+export * from './io/index.js';

@@ -1,0 +1,3 @@
+// Files: safetensors and sharded HF checkpoints.
+export { SafetensorsFile, writeSafetensors, f16ToF32, f32ToF16, type TensorInfo, type WriteOptions, type SaveDType } from './safetensors.js';
+export { writeCheckpoint, CheckpointReader, parseSize, type CheckpointWriteOptions } from './sharded.js';
