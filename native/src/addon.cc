@@ -225,8 +225,8 @@ KERNEL(Rotary) {
 KERNEL(Attention) {
   Args a(info); auto q = a.f32(); auto k = a.f32(); auto v = a.f32(); auto km = a.i32(); auto doc = a.i32(); auto o = a.f32();
   auto lse = a.f32(); auto B = a.i64(); auto Tq = a.i64(); auto Tk = a.i64(); auto Hq = a.i64(); auto Hkv = a.i64();
-  auto D = a.i64(); float sc = a.f();
-  attention_forward_f32(q, k, v, km, doc, o, lse, B, Tq, Tk, Hq, Hkv, D, sc, a.i()); UNDEF;
+  auto D = a.i64(); float sc = a.f(); int causal = a.i();
+  attention_forward_f32(q, k, v, km, doc, o, lse, B, Tq, Tk, Hq, Hkv, D, sc, causal, a.i64()); UNDEF;
 }
 KERNEL(AttentionBackward) {
   Args a(info); auto q = a.f32(); auto k = a.f32(); auto v = a.f32(); auto o = a.f32(); auto lse = a.f32(); auto dout = a.f32();

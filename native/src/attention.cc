@@ -22,6 +22,7 @@ struct Attn {  // the problem, shared by every task
   int64_t B, Tq, Tk, Hq, Hkv, D;
   float scale;
   int causal;
+  int64_t Tkc;  // key rows per batch entry in k, v, key_mask, doc_ids (>= Tk: a KV cache's capacity)
   int64_t off() const { return Tk - Tq; }  // absolute position of query row 0
   int64_t group() const { return Hq / Hkv; }
 };
@@ -101,8 +102,8 @@ ATTN_INLINE int tile_mask(const Attn& a, int64_t b, int64_t r0, int64_t nr, int6
     if (!a.causal || s0 + nk - 1 <= p0) return ALL_VISIBLE;
     if (s0 > p0 + nr - 1) return NONE_VISIBLE;
   }
-  const int32_t* km = a.key_mask ? a.key_mask + b * a.Tk + s0 : nullptr;
-  const int32_t* doc = a.doc_ids ? a.doc_ids + b * a.Tk : nullptr;
+  const int32_t* km = a.key_mask ? a.key_mask + b * a.Tkc + s0 : nullptr;
+  const int32_t* doc = a.doc_ids ? a.doc_ids + b * a.Tkc : nullptr;
   for (int64_t c = 0; c < nk; c++) {
     kok[c] = km ? km[c] != 0 : 1;
     kdoc[c] = doc ? doc[s0 + c] : 0;
@@ -183,8 +184,8 @@ TEMPER_CLONES void forward_task(const Attn& a, int64_t b, int64_t h, int64_t qb,
   std::fill(w.O, w.O + nr * D, 0.0f);
   std::fill(w.m, w.m + nr, -INFINITY);
   std::fill(w.l, w.l + nr, 0.0f);
-  const float* kb = a.k + (b * a.Tk * a.Hkv + g) * D;  // key s of this head at kb + s*ks
-  const float* vb = a.v + (b * a.Tk * a.Hkv + g) * D;
+  const float* kb = a.k + (b * a.Tkc * a.Hkv + g) * D;  // key s of this head at kb + s*ks
+  const float* vb = a.v + (b * a.Tkc * a.Hkv + g) * D;
   // Causal: keys past the tile's last query are invisible to the whole tile, so never visited.
   const int64_t kend = a.causal ? std::clamp<int64_t>(a.off() + r0 + nr, 0, a.Tk) : a.Tk;
   for (int64_t s0 = 0; s0 < kend; s0 += BK) {
@@ -233,8 +234,8 @@ TEMPER_CLONES void backward_kv_task(const Attn& a, const float* dout, const floa
                                     int64_t b, int64_t g, int64_t kbi, float* dk, float* dv, Scratch& w) {
   const int64_t D = a.D, qs = a.Hq * D, ks = a.Hkv * D;
   const int64_t s0 = kbi * BK, nk = std::min(BK, a.Tk - s0);
-  const float* kb = a.k + ((b * a.Tk + s0) * a.Hkv + g) * D;
-  const float* vb = a.v + ((b * a.Tk + s0) * a.Hkv + g) * D;
+  const float* kb = a.k + ((b * a.Tkc + s0) * a.Hkv + g) * D;
+  const float* vb = a.v + ((b * a.Tkc + s0) * a.Hkv + g) * D;
   transpose(kb, ks, nk, D, w.Kt);
   transpose(vb, ks, nk, D, w.Vt);
   std::fill(w.dK, w.dK + nk * D, 0.0f);
@@ -258,8 +259,8 @@ TEMPER_CLONES void backward_kv_task(const Attn& a, const float* dout, const floa
     }
   }
   for (int64_t c = 0; c < nk; c++) {
-    float* dkr = dk + ((b * a.Tk + s0 + c) * a.Hkv + g) * D;
-    float* dvr = dv + ((b * a.Tk + s0 + c) * a.Hkv + g) * D;
+    float* dkr = dk + ((b * a.Tkc + s0 + c) * a.Hkv + g) * D;
+    float* dvr = dv + ((b * a.Tkc + s0 + c) * a.Hkv + g) * D;
     std::copy(w.dK + c * D, w.dK + (c + 1) * D, dkr);
     std::copy(w.dV + c * D, w.dV + (c + 1) * D, dvr);
   }
@@ -274,8 +275,8 @@ TEMPER_CLONES void backward_q_task(const Attn& a, const float* dout, const float
   const int64_t row = (b * a.Hq + h) * a.Tq + r0;
   load_rows(a.q + ((b * a.Tq + r0) * a.Hq + h) * D, qs, nr, D, a.scale, w.Qs);
   std::fill(w.O, w.O + nr * D, 0.0f);  // dQ / scale accumulator
-  const float* kb = a.k + (b * a.Tk * a.Hkv + g) * D;
-  const float* vb = a.v + (b * a.Tk * a.Hkv + g) * D;
+  const float* kb = a.k + (b * a.Tkc * a.Hkv + g) * D;
+  const float* vb = a.v + (b * a.Tkc * a.Hkv + g) * D;
   const int64_t kend = a.causal ? std::clamp<int64_t>(a.off() + r0 + nr, 0, a.Tk) : a.Tk;
   for (int64_t s0 = 0; s0 < kend; s0 += BK) {
     const int64_t nk = std::min(BK, kend - s0);
@@ -314,8 +315,8 @@ TEMPER_CLONES void delta_tile(const float* out, const float* dout, int64_t strid
 
 void attention_forward_f32(const float* q, const float* k, const float* v, const int32_t* key_mask,
                            const int32_t* doc_ids, float* out, float* lse, int64_t B, int64_t Tq, int64_t Tk,
-                           int64_t Hq, int64_t Hkv, int64_t D, float scale, int causal) {
-  const Attn a{q, k, v, key_mask, doc_ids, B, Tq, Tk, Hq, Hkv, D, scale, causal};
+                           int64_t Hq, int64_t Hkv, int64_t D, float scale, int causal, int64_t kv_capacity) {
+  const Attn a{q, k, v, key_mask, doc_ids, B, Tq, Tk, Hq, Hkv, D, scale, causal, kv_capacity};
   const int64_t nqb = (Tq + BQ - 1) / BQ, ntask = B * Hq * nqb;
 #pragma omp parallel if (ntask > 1)
   {
@@ -333,7 +334,7 @@ void attention_backward_f32(const float* q, const float* k, const float* v, cons
                             const float* dout, const int32_t* key_mask, const int32_t* doc_ids, float* dq, float* dk,
                             float* dv, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
                             float scale, int causal) {
-  const Attn a{q, k, v, key_mask, doc_ids, B, Tq, Tk, Hq, Hkv, D, scale, causal};
+  const Attn a{q, k, v, key_mask, doc_ids, B, Tq, Tk, Hq, Hkv, D, scale, causal, Tk};
   const int64_t nkb = (Tk + BK - 1) / BK, nqb = (Tq + BQ - 1) / BQ;
   const int64_t nkv = B * Hkv * nkb, nq = B * Hq * nqb;
   std::vector<float> delta(B * Hq * Tq);  // (B, Hq, Tq): O(B H T), not O(T^2)

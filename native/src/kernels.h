@@ -137,9 +137,11 @@ void rotary_f32(const float* x, const int32_t* positions, const float* inv_freq,
 // Query i sits at absolute position Tk - Tq + i. Key s is visible to query i when:
 //   causal ? s <= Tk - Tq + i : true;  key_mask == null || key_mask[b*Tk + s] != 0;
 //   doc_ids == null || doc_ids[b*Tk + s] == doc_ids[b*Tk + (Tk - Tq + i)].
+// Forward only: k, v, key_mask and doc_ids may hold kv_capacity >= Tk rows per batch entry (a
+// preallocated KV cache of which the first Tk are filled); batch b starts at row b*kv_capacity.
 void attention_forward_f32(const float* q, const float* k, const float* v, const int32_t* key_mask,
                            const int32_t* doc_ids, float* out, float* lse, int64_t B, int64_t Tq, int64_t Tk,
-                           int64_t Hq, int64_t Hkv, int64_t D, float scale, int causal);
+                           int64_t Hq, int64_t Hkv, int64_t D, float scale, int causal, int64_t kv_capacity);
 // dq, dk, dv written (not accumulated); same shapes as q, k, v.
 void attention_backward_f32(const float* q, const float* k, const float* v, const float* out, const float* lse,
                             const float* dout, const int32_t* key_mask, const int32_t* doc_ids, float* dq, float* dk,

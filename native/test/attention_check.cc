@@ -119,7 +119,7 @@ static int run_case(const Case& c, std::mt19937& rng, double& worst) {
   const int32_t* kmp = c.use_mask ? km.data() : nullptr;
   const int32_t* dp = c.use_docs ? doc.data() : nullptr;
   attention_forward_f32(q.data(), k.data(), v.data(), kmp, dp, out.data(), lse.data(), c.B, c.Tq, c.Tk, c.Hq, c.Hkv,
-                        c.D, scale, c.causal);
+                        c.D, scale, c.causal, c.Tk);
   attention_backward_f32(q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(), kmp, dp, dq.data(),
                          dk.data(), dv.data(), c.B, c.Tq, c.Tk, c.Hq, c.Hkv, c.D, scale, c.causal);
   Vec ro, rl, rdq, rdk, rdv;
@@ -130,6 +130,25 @@ static int run_case(const Case& c, std::mt19937& rng, double& worst) {
   double m = 0;
   for (double x : e) m = std::max(m, x);
   worst = std::max(worst, m);
+  // The same keys inside a larger cache (kv_capacity > Tk, stale rows past Tk) give bitwise equal output.
+  if (c.causal) {
+    const int64_t cap = c.Tk + 5, row = c.Hkv * c.D;
+    Vec kc(c.B * cap * row, 1e3f), vc(kc.size(), -1e3f), oc(out.size()), lc(lse.size());
+    std::vector<int32_t> kmc(c.B * cap, 1), docc(c.B * cap, 0);
+    for (int64_t b = 0; b < c.B; b++) {
+      std::memcpy(&kc[b * cap * row], &k[b * c.Tk * row], c.Tk * row * 4);
+      std::memcpy(&vc[b * cap * row], &v[b * c.Tk * row], c.Tk * row * 4);
+      std::memcpy(&kmc[b * cap], &km[b * c.Tk], c.Tk * 4);
+      std::memcpy(&docc[b * cap], &doc[b * c.Tk], c.Tk * 4);
+    }
+    attention_forward_f32(q.data(), kc.data(), vc.data(), c.use_mask ? kmc.data() : nullptr,
+                          c.use_docs ? docc.data() : nullptr, oc.data(), lc.data(), c.B, c.Tq, c.Tk, c.Hq, c.Hkv, c.D,
+                          scale, 1, cap);
+    if (std::memcmp(oc.data(), out.data(), out.size() * 4) != 0) {
+      std::printf("FAIL kv_capacity %lld > Tk changes the output\n", (long long)cap);
+      m = 1;
+    }
+  }
   const bool ok = m < 1e-5;
   std::printf("%s Tq=%-3lld Tk=%-3lld D=%-2lld Hq/Hkv=%lld/%lld causal=%d mask=%d docs=%d dead_rows=%-3lld  "
               "out %.1e lse %.1e dq %.1e dk %.1e dv %.1e\n",
@@ -148,15 +167,15 @@ static int nan_and_threads_check() {
   int fails = 0;
   omp_set_num_threads(1);
   attention_forward_f32(q.data(), k.data(), v.data(), nullptr, nullptr, out1.data(), lse.data(), B, T, T, H, H, D,
-                        0.25f, 1);
+                        0.25f, 1, T);
   omp_set_num_threads(2);
   attention_forward_f32(q.data(), k.data(), v.data(), nullptr, nullptr, out.data(), lse.data(), B, T, T, H, H, D,
-                        0.25f, 1);
+                        0.25f, 1, T);
   if (std::memcmp(out.data(), out1.data(), out.size() * 4) != 0) { std::printf("FAIL thread-count dependence\n"); fails++; }
   q[(row * H + 0) * D + 3] = NAN;  // query row 40, head 0
   k[(key * H + 1) * D + 5] = NAN;  // key 50, head 1: visible (causal) to rows >= 50 only
   attention_forward_f32(q.data(), k.data(), v.data(), nullptr, nullptr, out.data(), lse.data(), B, T, T, H, H, D,
-                        0.25f, 1);
+                        0.25f, 1, T);
   for (int64_t t = 0; t < T; t++)
     for (int64_t h = 0; h < H; h++) {
       const bool want_nan = (h == 0 && t == row) || (h == 1 && t >= key);
@@ -191,7 +210,7 @@ static void bench(int64_t T) {
   for (int rep = 0; rep < 5; rep++) {
     auto t0 = std::chrono::steady_clock::now();
     attention_forward_f32(q.data(), k.data(), v.data(), nullptr, nullptr, out.data(), lse.data(), B, T, T, Hq, Hkv, D,
-                          scale, 1);
+                          scale, 1, T);
     best_f = std::min(best_f, ms_since(t0));
     t0 = std::chrono::steady_clock::now();
     attention_backward_f32(q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(), nullptr, nullptr,

@@ -58,7 +58,8 @@ export interface Kernels {
   rotary(x: P, xo: O, pos: P, po: O, invFreq: P, fo: O, out: P, oo: O, B: number, T: number, H: number, D: number,
     scaling: number, inverse: number): void;
   attention(q: P, qo: O, k: P, ko: O, v: P, vo: O, keyMask: P, kmo: O, docIds: P, dio: O, out: P, oo: O, lse: P,
-    lo: O, B: number, Tq: number, Tk: number, Hq: number, Hkv: number, D: number, scale: number, causal: number): void;
+    lo: O, B: number, Tq: number, Tk: number, Hq: number, Hkv: number, D: number, scale: number, causal: number,
+    kvCapacity: number): void;
   attentionBackward(q: P, qo: O, k: P, ko: O, v: P, vo: O, out: P, oo: O, lse: P, lo: O, dout: P, doo: O,
     keyMask: P, kmo: O, docIds: P, dio: O, dq: P, dqo: O, dk: P, dko: O, dv: P, dvo: O, B: number, Tq: number,
     Tk: number, Hq: number, Hkv: number, D: number, scale: number, causal: number): void;

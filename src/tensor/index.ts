@@ -12,7 +12,7 @@ export * from './ops/creation.js';
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export { matmul, linear, type MatmulOptions } from './ops/matmul.js';
-export { reshape, flatten, unsqueeze, squeeze, permute, transpose, contiguous, slice, cat, stack, split, chunk, expand, clone } from './ops/shape.js';
+export { reshape, flatten, unsqueeze, squeeze, permute, transpose, contiguous, slice, cat, stack, split, chunk, expand, clone, writeSlice, assign } from './ops/shape.js';
 export { indexSelect, embedding, gather, scatterAdd, oneHot } from './ops/index.js';
 export { softmax, logSoftmax, cumsum, sort, topk, dropout } from './ops/nn.js';
 export { rmsNorm, layerNorm, rotary, attention, crossEntropy, type AttentionOptions, type CrossEntropyOptions } from './ops/fused.js';

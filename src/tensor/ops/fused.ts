@@ -8,6 +8,7 @@ import { check, empty, kern, sameDevice } from './util.js';
 import { toDType } from './creation.js';
 import { div } from './elementwise.js';
 import { reshape } from './shape.js';
+import { isGradEnabled } from '../scope.js';
 import { sum } from './reduce.js';
 
 function lastDimMatches(op: string, x: Tensor, w: Tensor, name: string): number {
@@ -90,6 +91,11 @@ export interface AttentionOptions {
   docIds?: Tensor | null;
   /** Softmax scale, default 1/sqrt(D). */
   scale?: number;
+  /**
+   * Inference with a preallocated KV cache: k, v (and keyMask, docIds) hold a capacity of
+   * rows per batch entry of which only the first `kvLength` are keys. Not differentiable.
+   */
+  kvLength?: number;
 }
 
 /**
@@ -102,7 +108,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4)
     throw new TemperError(`attention: q, k, v must be (B, T, H, D); got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
   const [B, Tq, Hq, D] = q.shape as [number, number, number, number];
-  const [Bk, Tk, Hkv, Dk] = k.shape as [number, number, number, number];
+  const [Bk, Tcap, Hkv, Dk] = k.shape as [number, number, number, number];
+  const Tk = opts.kvLength ?? Tcap;
+  if (!(Tk >= 0 && Tk <= Tcap)) throw new TemperError(`attention: kvLength ${Tk} outside [0, ${Tcap}] for k ${fmtShape(k.shape)}`);
+  if (Tk < Tcap && isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad || q.gradFn || k.gradFn || v.gradFn))
+    throw new TemperError('attention: kvLength (a KV cache) is for inference; run it under noGrad()');
   if (k.shape.join() !== v.shape.join() || Bk !== B || Dk !== D || Hq % Hkv !== 0 || Tq > Tk)
     throw new TemperError(
       `attention: incompatible q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)} (need same B and D, Hq divisible by Hkv, k and v equal, Tq <= Tk)`,
@@ -111,7 +121,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const asI32 = (m: Tensor | null | undefined, name: string): Tensor | null => {
     if (!m) return null;
     check('attention', m, name, ['i32', 'bool']);
-    if (m.shape.join() !== [B, Tk].join()) throw new TemperError(`attention: ${name} ${fmtShape(m.shape)} must be (B, Tk) = ${fmtShape([B, Tk])}`);
+    if (m.shape.join() !== [B, Tcap].join()) throw new TemperError(`attention: ${name} ${fmtShape(m.shape)} must be (B, Tk) = ${fmtShape([B, Tcap])}`);
     if (m.dtype === 'i32') return m;
     const c = toDType(m, 'i32');
     masks.push(c);
@@ -125,7 +135,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const out = empty(q.shape, 'f32', q);
   const lse = empty([B, Hq, Tq], 'f32', q);
   kern(q).attention(q.handle, q.byteOffset, k.handle, k.byteOffset, v.handle, v.byteOffset, km?.handle ?? null, km?.byteOffset ?? 0,
-    doc?.handle ?? null, doc?.byteOffset ?? 0, out.handle, 0, lse.handle, 0, B, Tq, Tk, Hq, Hkv, D, scale, causal ? 1 : 0);
+    doc?.handle ?? null, doc?.byteOffset ?? 0, out.handle, 0, lse.handle, 0, B, Tq, Tk, Hq, Hkv, D, scale, causal ? 1 : 0, Tcap);
   const saved = [q, k, v, out, lse];
   if (km) saved.push(km);
   if (doc) saved.push(doc);

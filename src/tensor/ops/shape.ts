@@ -1,7 +1,7 @@
 // Layout ops. reshape and dim-0 slices are views (no copy); permute, transpose, other
 // slices, cat and expand copy through one native strided-copy kernel.
 import { record } from '../autograd.js';
-import { DTYPE_SIZE } from '../dtype.js';
+import { DTYPE_CODE, DTYPE_SIZE } from '../dtype.js';
 import { TemperError, fmtShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { broadcastShapes, broadcastStrides, contiguousStrides, empty, kern, normAxis, numelOf, sameDevice } from './util.js';
@@ -192,4 +192,28 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
 /** A copy with its own storage; differentiable. */
 export function clone(x: Tensor): Tensor {
   return expand(x, x.shape);
+}
+
+/**
+ * In place, not recorded: dst[..., start:start+n, ...] = src along dim (n = src.shape[dim]).
+ * For buffers that outlive one step, such as a KV cache. Dtypes must match.
+ */
+export function writeSlice(dst: Tensor, dim: number, start: number, src: Tensor): void {
+  dst.assertLive('writeSlice');
+  src.assertLive('writeSlice');
+  sameDevice('writeSlice', dst, src);
+  const d = normAxis('writeSlice', dim, dst.ndim);
+  if (src.dtype !== dst.dtype) throw new TemperError(`writeSlice: dtypes differ (${src.dtype} into ${dst.dtype})`);
+  if (src.ndim !== dst.ndim || src.shape.some((v, i) => i !== d && v !== dst.shape[i]) || start < 0 || start + src.shape[d]! > dst.shape[d]!)
+    throw new TemperError(`writeSlice: ${fmtShape(src.shape)} does not fit ${fmtShape(dst.shape)} at ${start} along dim ${d}`);
+  copyInto(src, contiguousStrides(src.shape), dst, start * numelOf(dst.shape.slice(d + 1)), contiguousStrides(dst.shape), src.shape);
+}
+
+/** In place, not recorded: dst = src (same shape; converts dtype). Loads weights into parameters. */
+export function assign(dst: Tensor, src: Tensor): void {
+  dst.assertLive('assign');
+  src.assertLive('assign');
+  sameDevice('assign', dst, src);
+  if (src.shape.join() !== dst.shape.join()) throw new TemperError(`assign: shape ${fmtShape(src.shape)} into ${fmtShape(dst.shape)}`);
+  if (dst.numel > 0) kern(dst).cast(src.handle, src.byteOffset, DTYPE_CODE[src.dtype], dst.handle, dst.byteOffset, DTYPE_CODE[dst.dtype], dst.numel);
 }
