@@ -1,3 +1,5 @@
 // temper: LLM post-training native to TypeScript. The library entry point.
 export * from './tensor/index.js';
+export * from './nn/index.js';
+export * from './models/index.js';
 export * from './io/index.js';

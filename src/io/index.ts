@@ -1,3 +1,5 @@
 // Files: safetensors and sharded HF checkpoints.
 export { SafetensorsFile, writeSafetensors, f16ToF32, f32ToF16, type TensorInfo, type WriteOptions, type SaveDType } from './safetensors.js';
 export { writeCheckpoint, CheckpointReader, parseSize, type CheckpointWriteOptions } from './sharded.js';
+export { loadModel, loadModelFromDir, readModelConfig, saveModel, type LoadModelOptions, type SaveModelOptions } from './model_folder.js';
+export { resolveModelRef, cachedSnapshot, type ResolveOptions } from './hub.js';

@@ -1,0 +1,88 @@
+// The Llama family body (model_type llama, mistral, qwen2, qwen3; SmolLM is llama):
+// pre-norm decoder layers of RMSNorm -> GQA self-attention with rotary positions ->
+// residual -> RMSNorm -> gated MLP -> residual, then a final RMSNorm. The variants differ
+// only in flags read from config.json (q/k/v bias, q/k norm, head_dim, rope scaling).
+import { TemperError, add, dropout, scope, type Tensor } from '../tensor/index.js';
+import { Embedding, GatedMLP, KVCache, Module, ModuleList, RMSNorm, Rope, SelfAttention, activation, type AttentionContext, type ParamInit } from '../nn/index.js';
+import type { ModelConfig } from './config.js';
+import { checkInput, positionsFor, type ForwardInput } from './inputs.js';
+import type { TransformerBody } from './body.js';
+
+export class LlamaDecoderLayer extends Module {
+  readonly input_layernorm: RMSNorm;
+  readonly self_attn: SelfAttention;
+  readonly post_attention_layernorm: RMSNorm;
+  readonly mlp: GatedMLP;
+
+  constructor(readonly config: ModelConfig, readonly index: number, init: ParamInit) {
+    super();
+    const c = config;
+    this.self_attn = this.child('self_attn', new SelfAttention({
+      hiddenSize: c.hiddenSize, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim,
+      qkvBias: c.qkvBias, oBias: c.oBias, qkNormEps: c.qkNorm ? c.normEps : null,
+    }, init));
+    this.mlp = this.child('mlp', new GatedMLP(c.hiddenSize, c.intermediateSize, c.mlpBias, activation(c.hiddenAct, c.source), init));
+    this.input_layernorm = this.child('input_layernorm', new RMSNorm(c.hiddenSize, c.normEps, init));
+    this.post_attention_layernorm = this.child('post_attention_layernorm', new RMSNorm(c.hiddenSize, c.normEps, init));
+  }
+
+  /** x (B, T, C) -> (B, T, C) */
+  forward(x: Tensor, ctx: AttentionContext): Tensor {
+    return scope(() => {
+      const h = add(x, this.self_attn.forward(this.input_layernorm.forward(x), ctx, this.index));
+      return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+    });
+  }
+}
+
+export class LlamaModel extends Module implements TransformerBody {
+  readonly embed_tokens: Embedding;
+  readonly layers: ModuleList<LlamaDecoderLayer>;
+  readonly norm: RMSNorm;
+  readonly rope: Rope;
+
+  constructor(readonly config: ModelConfig, init: ParamInit) {
+    super();
+    const c = config;
+    this.embed_tokens = this.child('embed_tokens', new Embedding(c.vocabSize, c.hiddenSize, init));
+    this.layers = this.child('layers', new ModuleList(Array.from({ length: c.numLayers }, (_, i) => new LlamaDecoderLayer(c, i, init))));
+    this.norm = this.child('norm', new RMSNorm(c.hiddenSize, c.normEps, init));
+    this.rope = new Rope(c.headDim, c.ropeTheta, c.ropeScaling, 1, c.source);
+  }
+
+  get embedWeight(): Tensor {
+    return this.embed_tokens.weight;
+  }
+
+  newCache(batch: number, capacity: number): KVCache {
+    return new KVCache(this.config.numLayers, batch, capacity, this.config.numKvHeads, this.config.headDim);
+  }
+
+  forward(input: ForwardInput): Tensor {
+    const [, T] = checkInput(input);
+    const c = this.config;
+    const cache = input.cache ?? null;
+    const total = (cache?.length ?? 0) + T;
+    if (c.slidingWindow !== null && total > c.slidingWindow)
+      throw new TemperError(`${c.source}: ${total} tokens exceed sliding_window ${c.slidingWindow}, which temper does not implement`);
+    return scope(() => {
+      const positions = positionsFor(input);
+      cache?.beginStep(T, input.attentionMask ?? null);
+      const ctx: AttentionContext = { positions, keyMask: cache ? null : input.attentionMask ?? null, docIds: input.docIds ?? null, cache, rope: this.rope };
+      let h = this.embed_tokens.forward(input.inputIds);
+      if (this.training && c.dropout.embedding > 0) h = dropout(h, c.dropout.embedding);
+      for (const layer of this.layers.items) {
+        const next = layer.forward(h, ctx);
+        h.dispose();
+        h = next;
+      }
+      cache?.endStep(T);
+      return this.norm.forward(h);
+    });
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.rope.dispose();
+  }
+}
