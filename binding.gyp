@@ -27,8 +27,11 @@
       "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-fno-math-errno", "-fexceptions", "-Wall", "-Wno-unknown-pragmas"],
       "conditions": [
         ["OS=='linux'", {
-          "libraries": ["-lopenblas", "-fopenmp"],
-          "include_dirs": ["/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/openblas"]
+          "variables": { "multiarch": "<!(gcc -print-multiarch)" },
+          "libraries": [
+            "-L/usr/lib/<(multiarch)/openblas-openmp", "-Wl,-rpath,/usr/lib/<(multiarch)/openblas-openmp", "-lopenblas", "-fopenmp"
+          ],
+          "include_dirs": ["/usr/include/<(multiarch)/openblas-openmp"]
         }],
         ["OS=='mac'", {
           "defines": ["TEMPER_ACCELERATE"],

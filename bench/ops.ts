@@ -83,7 +83,7 @@ function attentionCase(Tn: number): ReturnType<Case> {
   return fwdBwd([q, k, v], () => T.attention(q, k, v, { causal: true }), [4, Tn, 9, 64]);
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
@@ -106,7 +106,7 @@ function timeCase(name: CaseName, repeats: number): number {
 }
 
 /** sgemm throughput of the BLAS at 1024^3 (forward only), GFLOP/s. */
-function sgemmGflops(): number {
+export function sgemmGflops(): number {
   const g = gen();
   const a = T.randn([1024, 1024], { generator: g });
   const b = T.randn([1024, 1024], { generator: g });
@@ -127,7 +127,7 @@ interface PeerResult {
   note?: string;
 }
 
-function findTorchPython(): string | null {
+export function findTorchPython(): string | null {
   const candidates = [process.env.TEMPER_TORCH_PYTHON, '/usr/bin/python3', 'python3'].filter((c): c is string => !!c);
   for (const py of candidates) {
     const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' });

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# One-step install on a fresh machine: system packages (OpenBLAS for GEMM; Debian's
-# PyTorch as the benchmark peer and fixture generator), npm dependencies, the native
-# addon and the TypeScript build. Safe to re-run: it skips what is already there.
+# One-step install on a fresh machine: system packages (OpenBLAS for GEMM, in its OpenMP
+# build so BLAS threads and temper's kernels share one pool instead of spinning against
+# each other; Debian's PyTorch as the benchmark peer and fixture generator), npm
+# dependencies, the native addon and the TypeScript build. Safe to re-run: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if command -v apt-get >/dev/null 2>&1; then
   need=()
-  dpkg -s libopenblas-dev >/dev/null 2>&1 || need+=(libopenblas-dev)
+  dpkg -s libopenblas-openmp-dev >/dev/null 2>&1 || need+=(libopenblas-openmp-dev)
   if [ "${TEMPER_SKIP_TORCH:-0}" != 1 ]; then
     dpkg -s python3-torch >/dev/null 2>&1 || need+=(python3-torch)
   fi
@@ -22,7 +23,7 @@ elif [ "$(uname)" = Darwin ]; then
   # Accelerate provides the BLAS; OpenMP comes from Homebrew's libomp.
   command -v brew >/dev/null 2>&1 && { brew list libomp >/dev/null 2>&1 || brew install libomp; }
 else
-  echo "temper setup: no apt-get; install an OpenBLAS development package (cblas.h, libopenblas) yourself" >&2
+  echo "temper setup: no apt-get; install OpenBLAS built with OpenMP (cblas.h, libopenblas) yourself" >&2
 fi
 
 echo "temper setup: npm dependencies and native addon"

@@ -1,4 +1,4 @@
-// The `temper` command as a user runs it: help, the ops benchmark's JSON line format,
+// The `temper` command as a user runs it: help, the benchmarks' JSON line format,
 // and a clear error with exit code 2 for bad arguments.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -11,7 +11,21 @@ const temper = (...args: string[]) => spawnSync(process.execPath, [bin, ...args]
 test('temper --help lists the commands', () => {
   const r = temper('--help');
   assert.equal(r.status, 0);
-  assert.match(r.stdout, /bench ops/);
+  for (const c of ['generate', 'tokenize', 'chat-template', 'bench']) assert.match(r.stdout, new RegExp(`\\n  ${c} `));
+});
+
+test('temper bench train --json prints tokens/s and MFU in the same line format', () => {
+  const r = temper('bench', 'train', '--shape', 'tiny', '--json', '--no-peer', '--repeats', '1');
+  assert.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout.trim()) as Record<string, unknown>;
+  assert.equal(o.suite, 'train');
+  assert.equal(o.case, 'tiny');
+  assert.equal(o.unit, 'ms');
+  assert.ok((o.temper_tokens_per_s as number) > 0 && (o.mfu as number) > 0 && (o.mfu as number) < 1);
+  assert.ok('peer' in o && 'ratio' in o);
+  const bad = temper('bench', 'train', '--shape', 'huge', '--no-peer');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /unknown --shape 'huge'/);
 });
 
 test('temper bench ops --json prints one object per case in the documented format', () => {

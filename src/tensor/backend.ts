@@ -2,7 +2,7 @@
 // CPU is the native addon (native/src/addon.cc); a CUDA addon exports the same
 // functions over device memory, so ops in src/tensor never name a device.
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -89,12 +89,37 @@ function findAddon(): string {
   );
 }
 
+/**
+ * OpenBLAS picks its kernels from the CPU model at load time, and releases older than the
+ * CPU fall back to the generic SSE3 "Prescott" kernels (5-10x slower GEMM; Debian 12's
+ * 0.3.21 does this on recent Xeons). When the user has not chosen, name the kernel family
+ * from an Intel CPU's feature flags before the library loads. Child processes (the
+ * PyTorch peer of the benchmarks) inherit the choice.
+ */
+function chooseOpenBlasCore(): void {
+  if (process.env.OPENBLAS_CORETYPE || process.platform !== 'linux' || process.arch !== 'x64') return;
+  let flags: Set<string>;
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8').split('\n');
+    // AMD parts are detected correctly by OpenBLAS's own table; the fallback hits new Intel models.
+    if (!info.some((l) => l.startsWith('vendor_id') && l.includes('GenuineIntel'))) return;
+    flags = new Set(info.find((l) => l.startsWith('flags'))?.split(':')[1]?.trim().split(/\s+/) ?? []);
+  } catch {
+    return;
+  }
+  if (['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.has(f))) process.env.OPENBLAS_CORETYPE = 'SkylakeX';
+  else if (['avx2', 'fma'].every((f) => flags.has(f))) process.env.OPENBLAS_CORETYPE = 'Haswell';
+}
+
 let cpuKernels: Kernels | undefined;
 
 /** The kernels for a device; CPU loads the addon on first use. */
 export function kernelsFor(device: Device): Kernels {
   if (device === 'cpu') {
-    cpuKernels ??= createRequire(import.meta.url)(findAddon()) as Kernels;
+    if (!cpuKernels) {
+      chooseOpenBlasCore();
+      cpuKernels = createRequire(import.meta.url)(findAddon()) as Kernels;
+    }
     return cpuKernels;
   }
   throw new Error(`temper was built without CUDA: device "${device}" is not available (only "cpu")`);

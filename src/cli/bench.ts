@@ -1,0 +1,77 @@
+// `temper bench <suite>`: ops (core ops), train (one fine-tuning step of the llama class),
+// generate (batched sampling). Each prints temper's figure, PyTorch's in the same run and
+// the ratio. Only parses arguments and calls bench/.
+import { parseArgs } from 'node:util';
+import { TemperError } from '../tensor/index.js';
+import { runOpsBench, OPS_CASES } from '../../bench/ops.js';
+import { TRAIN_SHAPES, runGenerateBench, runTrainBench, type ShapeName } from '../../bench/models.js';
+
+export const BENCH_HELP = `Usage: temper bench <suite> [--json] [--no-peer] [options]
+
+Suites (each runs temper, then the same work in PyTorch via Debian's python3-torch, and
+prints both with the ratio peer_time / temper_time):
+  ops        forward+backward of the core ops          [--repeats N (10)] [--cases a,b]
+             cases: ${OPS_CASES.join(', ')}
+  train      one full fine-tuning step (forward, loss, backward, AdamW) of the llama
+             model class, f32, random weights; tokens/s, ratio, MFU vs measured sgemm
+             [--shape ${Object.keys(TRAIN_SHAPES).join('|')} (tiny)] [--repeats N (5)]
+  generate   batched sampling, 64 sequences x 128 new tokens on the smollm-135m shape,
+             temperature 1, KV cache              [--batch B] [--new_tokens N] [--prompt_length P]
+
+  --json      one JSON object per line: {"suite","case","temper","peer","peer_name","unit","ratio",...}
+  --no-peer   skip PyTorch
+`;
+
+export async function benchCommand(argv: string[]): Promise<number> {
+  const [suite, ...rest] = argv;
+  if (!suite || suite === '-h' || suite === '--help' || rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(BENCH_HELP);
+    return suite ? 0 : 1;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      json: { type: 'boolean', default: false },
+      repeats: { type: 'string' },
+      cases: { type: 'string' },
+      shape: { type: 'string', default: 'tiny' },
+      batch: { type: 'string' },
+      new_tokens: { type: 'string' },
+      prompt_length: { type: 'string' },
+      'no-peer': { type: 'boolean', default: false },
+      device: { type: 'string', default: 'cpu' },
+    },
+    strict: true,
+  });
+  if (values.device !== 'cpu') throw new TemperError(`bench: temper was built without CUDA: device "${values.device}" is not available (only "cpu")`);
+  const posInt = (name: string, s: string | undefined, dflt: number): number => {
+    if (s === undefined) return dflt;
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new TemperError(`bench: --${name} must be a positive integer, got '${s}'`);
+    return n;
+  };
+  const peer = !values['no-peer'];
+  switch (suite) {
+    case 'ops':
+      await runOpsBench({
+        json: values.json!,
+        repeats: posInt('repeats', values.repeats, 10),
+        cases: values.cases ? values.cases.split(',').map((s) => s.trim()) : undefined,
+        peer,
+      });
+      return 0;
+    case 'train': {
+      if (!(values.shape! in TRAIN_SHAPES)) throw new TemperError(`bench train: unknown --shape '${values.shape}' (${Object.keys(TRAIN_SHAPES).join(', ')})`);
+      runTrainBench(values.shape as ShapeName, { json: values.json!, repeats: posInt('repeats', values.repeats, 5), peer });
+      return 0;
+    }
+    case 'generate':
+      runGenerateBench({
+        json: values.json!, repeats: 1, peer,
+        batch: posInt('batch', values.batch, 64), newTokens: posInt('new_tokens', values.new_tokens, 128), promptLength: posInt('prompt_length', values.prompt_length, 32),
+      });
+      return 0;
+    default:
+      throw new TemperError(`bench: unknown suite '${suite}' (available: ops, train, generate)`);
+  }
+}

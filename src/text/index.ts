@@ -1,0 +1,15 @@
+// Text: Hugging Face tokenizers and chat templates.
+export { Tokenizer, type EncodeOptions, type DecodeOptions } from './tokenizer.js';
+export {
+  renderChatTemplate,
+  applyChatTemplate,
+  renderChat,
+  templateEndOfTurn,
+  strftime,
+  type ChatMessage,
+  type ChatContentPart,
+  type ToolSchema,
+  type RenderChatTemplateOptions,
+  type ApplyChatTemplateOptions,
+  type ChatEncoding,
+} from './chat_template.js';
