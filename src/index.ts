@@ -3,4 +3,5 @@ export * from './tensor/index.js';
 export * from './nn/index.js';
 export * from './models/index.js';
 export * from './io/index.js';
+export * from './text/index.js';
 export * from './generate/index.js';

@@ -269,7 +269,8 @@ export function renderChat(tokenizer: Tokenizer, messages: readonly ChatMessage[
  *   { role: 'user', content: 'What is 2+2?' },
  *   { role: 'assistant', content: '4' },
  * ]);
- * // tok.decode(ids.filter((_, i) => assistantMask[i])) === '4<|im_end|>'  (Qwen; plus its empty think block)
+ * tok.decode(ids.filter((_, i) => assistantMask[i]));
+ * // Llama 3: '4<|eot_id|>'; Qwen3: '<think>\n\n</think>\n\n4<|im_end|>' (its template adds the empty think block)
  */
 export function applyChatTemplate(tokenizer: Tokenizer, messages: readonly ChatMessage[], opts: ApplyChatTemplateOptions = {}): ChatEncoding {
   const render = chatRenderer(tokenizer, messages, opts);
