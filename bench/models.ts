@@ -3,6 +3,8 @@
 // bench/torch_generate.py) in the same run. Prints tokens/s, the ratio and, for
 // training, MFU against the measured sgemm peak. A benchmark, not a test.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/index.js';
 import { findTorchPython, median, sgemmGflops } from './ops.js';
@@ -30,11 +32,26 @@ function trainFlopsPerToken(s: Shape): number {
   return 6 * (s.layers * perLayer + s.vocab * s.hidden) + 6 * s.layers * s.seq * s.hidden;
 }
 
-function runPeer(script: string, args: string[]): { ms: number; tokens_per_s: number; peer_name: string } | { note: string } {
+/**
+ * The peers: PyTorch as Debian installs it (its BLAS is the pthread OpenBLAS, whose spinning
+ * threads contend with torch's OpenMP pool), and the same PyTorch loading the OpenMP
+ * OpenBLAS temper links, so no ratio rests on a packaging choice.
+ */
+function peerVariants(): { label: string; env: NodeJS.ProcessEnv }[] {
+  const out = [{ label: '', env: process.env }];
+  const dir = `/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/openblas-openmp`;
+  if (existsSync(join(dir, 'libblas.so.3')))
+    out.push({ label: ' + OpenMP OpenBLAS', env: { ...process.env, LD_LIBRARY_PATH: [dir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') } });
+  return out;
+}
+
+type PeerResult = { ms: number; tokens_per_s: number; peer_name: string } | { note: string };
+
+function runPeer(script: string, args: string[], env: NodeJS.ProcessEnv): PeerResult {
   const py = findTorchPython();
   if (!py) return { note: 'PyTorch not found (apt-get install python3-torch, or set TEMPER_TORCH_PYTHON): peer skipped' };
   const path = fileURLToPath(new URL(`../../bench/${script}`, import.meta.url));
-  const r = spawnSync(py, [path, '--threads', String(T.getNumThreads()), ...args], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const r = spawnSync(py, [path, '--threads', String(T.getNumThreads()), ...args], { encoding: 'utf8', maxBuffer: 1 << 20, env });
   if (r.status !== 0) return { note: `peer failed: ${(r.stderr || '').trim().split('\n').slice(-1)[0]}` };
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   return line ? JSON.parse(line) : { note: 'peer printed no result' };
@@ -83,13 +100,17 @@ export function runTrainBench(shapeName: ShapeName, o: ModelBenchOptions): void 
   const tokens = s.batch * s.seq;
   const tps = (tokens / ms) * 1e3;
   const mfu = (trainFlopsPerToken(s) * tps) / (gflops * 1e9);
-  const peer = o.peer ? runPeer('torch_train.py', ['--shape', shapeName, '--repeats', String(o.repeats)]) : { note: 'peer skipped (--no-peer)' };
-  const p = 'ms' in peer ? peer : null;
-  report(o, {
-    suite: 'train', case: shapeName, temper: +ms.toFixed(1), peer: p ? +p.ms.toFixed(1) : null, peer_name: p?.peer_name ?? null, unit: 'ms',
-    ratio: p ? +(p.ms / ms).toFixed(3) : null, temper_tokens_per_s: +tps.toFixed(1), peer_tokens_per_s: p ? +p.tokens_per_s.toFixed(1) : null,
-    mfu: +mfu.toFixed(3), sgemm_gflops: +gflops.toFixed(1), threads: T.getNumThreads(), ...('note' in peer ? { note: peer.note } : {}),
-  }, `train ${shapeName}: temper ${tps.toFixed(0)} tok/s (${ms.toFixed(0)} ms/step)   ${p ? `${p.peer_name} ${p.tokens_per_s.toFixed(0)} tok/s (${p.ms.toFixed(0)} ms/step)   ratio ${(p.ms / ms).toFixed(2)}x` : `peer n/a (${(peer as { note: string }).note})`}   MFU ${(mfu * 100).toFixed(1)}% of ${gflops.toFixed(0)} GFLOP/s sgemm`);
+  const peers: [string, PeerResult][] = o.peer
+    ? peerVariants().map((v) => [v.label, runPeer('torch_train.py', ['--shape', shapeName, '--repeats', String(o.repeats)], v.env)])
+    : [['', { note: 'peer skipped (--no-peer)' }]];
+  for (const [label, peer] of peers) {
+    const p = 'ms' in peer ? { ...peer, peer_name: peer.peer_name + label } : null;
+    report(o, {
+      suite: 'train', case: shapeName, temper: +ms.toFixed(1), peer: p ? +p.ms.toFixed(1) : null, peer_name: p?.peer_name ?? null, unit: 'ms',
+      ratio: p ? +(p.ms / ms).toFixed(3) : null, temper_tokens_per_s: +tps.toFixed(1), peer_tokens_per_s: p ? +p.tokens_per_s.toFixed(1) : null,
+      mfu: +mfu.toFixed(3), sgemm_gflops: +gflops.toFixed(1), threads: T.getNumThreads(), ...('note' in peer ? { note: peer.note } : {}),
+    }, `train ${shapeName}: temper ${tps.toFixed(0)} tok/s (${ms.toFixed(0)} ms/step)   ${p ? `${p.peer_name} ${p.tokens_per_s.toFixed(0)} tok/s (${p.ms.toFixed(0)} ms/step)   ratio ${(p.ms / ms).toFixed(2)}x` : `peer n/a (${(peer as { note: string }).note})`}   MFU ${(mfu * 100).toFixed(1)}% of ${gflops.toFixed(0)} GFLOP/s sgemm`);
+  }
 }
 
 /** Batched sampling of 64 sequences x 128 new tokens (32-token prompts), temperature 1, no early stop. */
@@ -108,11 +129,15 @@ export function runGenerateBench(o: ModelBenchOptions & { batch?: number; newTok
   model.dispose();
   const produced = out.reduce((n, g) => n + g.tokens.length, 0);
   const tps = (produced / ms) * 1e3;
-  const peer = o.peer ? runPeer('torch_generate.py', ['--batch', String(B), '--new', String(N), '--prompt', String(P)]) : { note: 'peer skipped (--no-peer)' };
-  const p = 'ms' in peer ? peer : null;
-  report(o, {
-    suite: 'generate', case: `smollm-135m_b${B}_n${N}`, temper: +ms.toFixed(1), peer: p ? +p.ms.toFixed(1) : null, peer_name: p?.peer_name ?? null, unit: 'ms',
-    ratio: p ? +(p.ms / ms).toFixed(3) : null, temper_tokens_per_s: +tps.toFixed(1), peer_tokens_per_s: p ? +p.tokens_per_s.toFixed(1) : null,
-    threads: T.getNumThreads(), ...('note' in peer ? { note: peer.note } : {}),
-  }, `generate smollm-135m ${B}x${N}: temper ${tps.toFixed(0)} tok/s (${(ms / 1e3).toFixed(1)} s)   ${p ? `${p.peer_name} ${p.tokens_per_s.toFixed(0)} tok/s (${(p.ms / 1e3).toFixed(1)} s)   ratio ${(p.ms / ms).toFixed(2)}x` : `peer n/a (${(peer as { note: string }).note})`}`);
+  const peers: [string, PeerResult][] = o.peer
+    ? peerVariants().map((v) => [v.label, runPeer('torch_generate.py', ['--batch', String(B), '--new', String(N), '--prompt', String(P)], v.env)])
+    : [['', { note: 'peer skipped (--no-peer)' }]];
+  for (const [label, peer] of peers) {
+    const p = 'ms' in peer ? { ...peer, peer_name: peer.peer_name + label } : null;
+    report(o, {
+      suite: 'generate', case: `smollm-135m_b${B}_n${N}`, temper: +ms.toFixed(1), peer: p ? +p.ms.toFixed(1) : null, peer_name: p?.peer_name ?? null, unit: 'ms',
+      ratio: p ? +(p.ms / ms).toFixed(3) : null, temper_tokens_per_s: +tps.toFixed(1), peer_tokens_per_s: p ? +p.tokens_per_s.toFixed(1) : null,
+      threads: T.getNumThreads(), ...('note' in peer ? { note: peer.note } : {}),
+    }, `generate smollm-135m ${B}x${N}: temper ${tps.toFixed(0)} tok/s (${(ms / 1e3).toFixed(1)} s)   ${p ? `${p.peer_name} ${p.tokens_per_s.toFixed(0)} tok/s (${(p.ms / 1e3).toFixed(1)} s)   ratio ${(p.ms / ms).toFixed(2)}x` : `peer n/a (${(peer as { note: string }).note})`}`);
+  }
 }

@@ -1,5 +1,6 @@
 // Fused scaled dot-product attention for f32 on CPU: forward with an online softmax and the
 // FlashAttention-2 backward (recompute P from lse), over 64x64 tiles held in per-thread scratch.
+// A few queries (decoding with a KV cache) take a direct path that reads each cached row once per kv head.
 // Deliberately not: dropout, additive bias, arbitrary (Tq, Tk) masks, BLAS calls, or any O(T^2) buffer.
 #include <algorithm>
 #include <cfloat>
@@ -311,12 +312,85 @@ TEMPER_CLONES void delta_tile(const float* out, const float* dout, int64_t strid
   std::copy(acc, acc + nr, delta);
 }
 
+// ---- forward for a few queries (decoding with a KV cache) -------------------
+// One task per (b, kv head): each key and value row is read once for every query head of
+// its group and every query row, instead of once per 64-row query tile per head. Scores
+// live in a (rows*group, Tk) scratch; invisible keys are skipped, never computed.
+constexpr int64_t DECODE_MAX_TQ = 8;
+
+TEMPER_CLONES void decode_task(const Attn& a, int64_t b, int64_t g, float* out, float* lse, std::vector<float>& sc,
+                               std::vector<float>& acc, std::vector<int32_t>& vis) {
+  const int64_t D = a.D, G = a.group(), qs = a.Hq * D, ks = a.Hkv * D, Tk = a.Tk;
+  const float* kb = a.k + (b * a.Tkc * a.Hkv + g) * D;
+  const float* vb = a.v + (b * a.Tkc * a.Hkv + g) * D;
+  const int32_t* km = a.key_mask ? a.key_mask + b * a.Tkc : nullptr;
+  const int32_t* doc = a.doc_ids ? a.doc_ids + b * a.Tkc : nullptr;
+  for (int64_t r = 0; r < a.Tq; r++) {
+    const int64_t p = a.off() + r;
+    const int64_t kend = a.causal ? std::clamp<int64_t>(p + 1, 0, Tk) : Tk;
+    const int32_t qd = doc && p >= 0 ? doc[p] : 0;
+    int64_t nvis = 0;
+    for (int64_t s = 0; s < kend; s++) {
+      const bool ok = (!km || km[s] != 0) && (!doc || (p >= 0 && doc[s] == qd));
+      if (ok) vis[nvis++] = (int32_t)s;
+    }
+    const float* qrow = a.q + ((b * a.Tq + r) * a.Hq + g * G) * D;  // the group's G heads are adjacent
+    for (int64_t j = 0; j < nvis; j++) {
+      const float* kr = kb + vis[j] * ks;
+      for (int64_t h = 0; h < G; h++) {
+        const float* qh = qrow + h * D;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t d = 0; d < D; d++) dot += qh[d] * kr[d];
+        sc[h * Tk + j] = dot * a.scale;
+      }
+    }
+    for (int64_t h = 0; h < G; h++) {
+      float* srow = sc.data() + h * Tk;
+      float m = -INFINITY;
+      for (int64_t j = 0; j < nvis; j++) m = srow[j] > m ? srow[j] : m;
+      const float mu = std::max(m, -FLT_MAX);
+      float l = 0.0f;
+#pragma omp simd reduction(+ : l)
+      for (int64_t j = 0; j < nvis; j++) {
+        srow[j] = fast_exp(srow[j] - mu);
+        l += srow[j];
+      }
+      const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+      for (int64_t j = 0; j < nvis; j++) srow[j] *= inv;
+      lse[(b * a.Hq + g * G + h) * a.Tq + r] = l == 0.0f ? -INFINITY : m + std::log(l);
+    }
+    std::fill(acc.begin(), acc.begin() + G * D, 0.0f);
+    for (int64_t j = 0; j < nvis; j++) {
+      const float* vr = vb + vis[j] * ks;
+      for (int64_t h = 0; h < G; h++) {
+        const float pj = sc[h * Tk + j];
+        float* ah = acc.data() + h * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) ah[d] += pj * vr[d];
+      }
+    }
+    float* orow = out + ((b * a.Tq + r) * a.Hq + g * G) * D;
+    std::copy(acc.begin(), acc.begin() + G * D, orow);
+  }
+}
+
 }  // namespace
 
 void attention_forward_f32(const float* q, const float* k, const float* v, const int32_t* key_mask,
                            const int32_t* doc_ids, float* out, float* lse, int64_t B, int64_t Tq, int64_t Tk,
                            int64_t Hq, int64_t Hkv, int64_t D, float scale, int causal, int64_t kv_capacity) {
   const Attn a{q, k, v, key_mask, doc_ids, B, Tq, Tk, Hq, Hkv, D, scale, causal, kv_capacity};
+  if (Tq <= DECODE_MAX_TQ) {
+#pragma omp parallel if (B * Hkv > 1)
+    {
+      std::vector<float> sc(std::max<int64_t>(1, (Hq / Hkv) * Tk)), acc((Hq / Hkv) * D);
+      std::vector<int32_t> vis(std::max<int64_t>(1, Tk));
+#pragma omp for schedule(dynamic)
+      for (int64_t t = 0; t < B * Hkv; t++) decode_task(a, t / Hkv, t % Hkv, out, lse, sc, acc, vis);
+    }
+    return;
+  }
   const int64_t nqb = (Tq + BQ - 1) / BQ, ntask = B * Hq * nqb;
 #pragma omp parallel if (ntask > 1)
   {

@@ -237,6 +237,9 @@ int main() {
   for (int flags = 0; flags < 4; flags++)  // more queries than keys: the first rows sit before position 0
     fails += run_case({2, 9, 4, 2, 1, 8, flags & 1, 0, (flags >> 1) & 1}, rng, worst);
   fails += run_case({1, 3, 0, 2, 2, 8, 0, 0, 0}, rng, worst);  // no keys at all
+  for (int flags = 0; flags < 8; flags++)  // decoding: one or a few queries over a long cache, GQA 3:1
+    for (int64_t tq : {1, 3, 8})
+      fails += run_case({3, tq, 160, 9, 3, 64, 1, flags & 1, (flags >> 1) & 1}, rng, worst);
   fails += nan_and_threads_check();
   std::printf("%s: %d failing cases, worst relative error %.2e\n", fails ? "FAILED" : "PASSED", fails, worst);
   omp_set_num_threads(2);

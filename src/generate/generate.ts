@@ -3,9 +3,9 @@
 // finish (a stop token, a stop string, or max_new_tokens) are dropped from the cache
 // once enough have finished, so they stop costing compute. Each row draws from its own
 // seeded stream, so a row's sample does not depend on the other rows of the batch.
-import { TemperError, fromArray, noGrad, scope, type Tensor } from '../tensor/index.js';
+import { TemperError, fromArray, mul, noGrad, scope, softmax, type Tensor } from '../tensor/index.js';
 import { defaultPositionIds, type CausalLM } from '../models/index.js';
-import { checkSampling, pickToken, type SamplingOptions } from './sampler.js';
+import { applyRepetitionPenalty, checkSampling, pickFromProbs, softmaxRow, type SamplingOptions } from './sampler.js';
 
 /** What generation needs from a tokenizer: decoding, for text and stop strings. */
 export interface Decoder {
@@ -95,15 +95,21 @@ export function generate(model: CausalLM, prompts: number[][], opts: GenerateOpt
         positionIds: fromArray(defaultPositionIds(B, Tp, mask), [B, Tp]),
       });
     });
+    const penalize = sampling.repetitionPenalty !== 1;
     for (let step = 0; step < maxNew; step++) {
-      const host = logits.toArray() as Float32Array;
+      // Without a repetition penalty the batch softmax runs natively; with one, the penalty
+      // edits host logits first and the softmax follows on the host.
+      const host = (penalize ? logits.toArray() : scope(() => softmax(mul(logits, 1 / (sampling.temperature || 1)), -1).toArray())) as Float32Array;
       logits.dispose();
       const last = new Int32Array(rows.length);
       rows.forEach((b, i) => {
         if (done[b]) return;
-        const row = host.subarray(i * V, (i + 1) * V);
-        const seen = sampling.repetitionPenalty !== 1 ? [...prompts[b]!, ...out[b]!.tokens] : [];
-        const { token, logprob } = pickToken(row, sampling, seen, streams[b]!());
+        let row = host.subarray(i * V, (i + 1) * V);
+        if (penalize) {
+          applyRepetitionPenalty(row, [...prompts[b]!, ...out[b]!.tokens], sampling.repetitionPenalty);
+          row = softmaxRow(row, sampling.temperature);
+        }
+        const { token, logprob } = pickFromProbs(row, sampling, streams[b]!());
         const g = out[b]!;
         g.tokens.push(token);
         g.logprobs.push(logprob);

@@ -1,8 +1,9 @@
-// Picks the next token of one row from its logits, in transformers' order: repetition
-// penalty, then temperature, top-k, top-p, min-p, then a draw (or argmax when greedy).
-// Works on a host copy of the row: the filters are cheap selections, never a full sort
-// of the vocabulary. Returns the log-probability of the pick under the temperature-scaled
-// distribution before truncation, which is what RL losses compare against.
+// Picks the next token of one row, in transformers' order: repetition penalty, then
+// temperature (both before the softmax), then top-k, top-p and min-p on the probabilities,
+// then a draw (argmax when greedy). The batch softmax runs natively; the filters here are
+// cheap selections on a host row, never a full sort of the vocabulary. The returned
+// log-probability is that of the pick under the temperature-scaled distribution before
+// truncation, which is what RL losses compare against.
 import { TemperError } from '../tensor/index.js';
 
 export interface SamplingOptions {
@@ -56,75 +57,87 @@ function kthLargest(xs: Float32Array, k: number): number {
   return a[target]!;
 }
 
-/**
- * Samples from `logits` (one row, modified in place). `seen` lists token ids for the
- * repetition penalty; `u` is a uniform draw in [0, 1).
- */
-export function pickToken(logits: Float32Array, o: Required<SamplingOptions>, seen: Iterable<number>, u: number): Pick {
-  const V = logits.length;
-  if (o.repetitionPenalty !== 1) {
-    for (const t of new Set(seen)) {
-      const l = logits[t]!;
-      logits[t] = l > 0 ? l / o.repetitionPenalty : l * o.repetitionPenalty;
-    }
+/** CTRL's repetition penalty in place: logits of seen tokens divided (> 0) or multiplied (< 0) by it. */
+export function applyRepetitionPenalty(logits: Float32Array, seen: Iterable<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (const t of new Set(seen)) {
+    const l = logits[t]!;
+    logits[t] = l > 0 ? l / penalty : l * penalty;
   }
-  const greedy = o.temperature === 0;
-  const invT = greedy ? 1 : 1 / o.temperature;
-  let max = -Infinity, arg = 0;
-  for (let i = 0; i < V; i++) {
-    const l = (logits[i] = logits[i]! * invT);
-    if (l > max) (max = l), (arg = i);
-  }
-  if (max === -Infinity || Number.isNaN(max)) throw new TemperError('sampling: logits are all -inf or NaN');
-  let z = 0;
-  for (let i = 0; i < V; i++) z += Math.exp(logits[i]! - max);
-  const lse = max + Math.log(z);
-  if (greedy) return { token: arg, logprob: logits[arg]! - lse };
+}
 
-  // Truncation: a token survives when its scaled logit reaches `cut`.
-  let cut = -Infinity;
-  if (o.topK > 0 && o.topK < V) cut = kthLargest(logits, o.topK);
-  if (o.topP < 1) cut = Math.max(cut, nucleusCut(logits, cut, max, o.topP));
-  if (o.minP > 0) cut = Math.max(cut, max + Math.log(o.minP));
-  let mass = 0;
-  for (let i = 0; i < V; i++) if (logits[i]! >= cut) mass += Math.exp(logits[i]! - max);
-  let target = u * mass, last = arg;
-  for (let i = 0; i < V; i++) {
-    if (logits[i]! < cut) continue;
-    last = i;
-    target -= Math.exp(logits[i]! - max);
-    if (target < 0) return { token: i, logprob: logits[i]! - lse };
-  }
-  return { token: last, logprob: logits[last]! - lse };
+/** softmax(logits / temperature) of one host row, in place (temperature 0 counts as 1). */
+export function softmaxRow(logits: Float32Array, temperature: number): Float32Array {
+  const invT = temperature > 0 ? 1 / temperature : 1;
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]! * invT);
+  let z = 0;
+  for (let i = 0; i < logits.length; i++) z += logits[i] = Math.exp(logits[i]! * invT - max);
+  for (let i = 0; i < logits.length; i++) logits[i] = logits[i]! / z;
+  return logits;
 }
 
 /**
- * The smallest logit of the nucleus: the most likely tokens (among those >= floor) whose
- * probability mass reaches p. transformers keeps a token while the mass strictly above it
- * is below p. Only tokens within a widening gap of the top logit get sorted: once those
- * hold the goal mass, the nucleus is among them.
+ * Draws from one row of probabilities (softmax of the temperature-scaled logits) with a
+ * uniform draw `u` in [0, 1), after top-k, top-p and min-p truncation.
  */
-function nucleusCut(logits: Float32Array, floor: number, max: number, p: number): number {
-  const V = logits.length;
+export function pickFromProbs(probs: Float32Array, o: Required<SamplingOptions>, u: number): Pick {
+  const V = probs.length;
+  let pmax = -1, arg = 0;
+  for (let i = 0; i < V; i++) if (probs[i]! > pmax) (pmax = probs[i]!), (arg = i);
+  if (!(pmax > 0)) throw new TemperError('sampling: the probabilities are all zero or NaN (NaN logits?)');
+  if (o.temperature === 0) return { token: arg, logprob: Math.log(pmax) };
+  // Truncation: a token survives when its probability reaches `cut` (and is above zero).
+  let cut = Number.MIN_VALUE;
+  if (o.topK > 0 && o.topK < V) cut = Math.max(cut, kthLargest(probs, o.topK));
+  if (o.topP < 1) cut = Math.max(cut, nucleusCut(probs, cut, pmax, o.topP));
+  if (o.minP > 0) cut = Math.max(cut, o.minP * pmax);
+  let mass = 0;
+  for (let i = 0; i < V; i++) if (probs[i]! >= cut) mass += probs[i]!;
+  let target = u * mass, last = arg;
+  for (let i = 0; i < V; i++) {
+    const p = probs[i]!;
+    if (p < cut) continue;
+    last = i;
+    target -= p;
+    if (target < 0) return { token: i, logprob: Math.log(p) };
+  }
+  return { token: last, logprob: Math.log(probs[last]!) };
+}
+
+/** Repetition penalty, softmax and draw for one row of raw logits (host only; modifies `logits`). */
+export function pickToken(logits: Float32Array, o: Required<SamplingOptions>, seen: Iterable<number>, u: number): Pick {
+  applyRepetitionPenalty(logits, seen, o.repetitionPenalty);
+  return pickFromProbs(softmaxRow(logits, o.temperature), o, u);
+}
+
+/**
+ * The smallest probability in the nucleus: the most likely tokens (among those >= floor)
+ * whose mass reaches p. transformers keeps a token while the mass strictly above it is
+ * below p. Only tokens within a widening factor of the top probability get sorted: once
+ * those hold the goal mass, the nucleus is among them.
+ */
+function nucleusCut(probs: Float32Array, floor: number, pmax: number, p: number): number {
+  const V = probs.length;
   let total = 0;
-  for (let i = 0; i < V; i++) if (logits[i]! >= floor) total += Math.exp(logits[i]! - max);
+  for (let i = 0; i < V; i++) if (probs[i]! >= floor) total += probs[i]!;
   const goal = p * total;
-  for (let gap = 8; ; gap *= 2) {
-    const thresh = gap > 256 ? floor : Math.max(floor, max - gap);
+  for (let ratio = 1e-3; ; ratio *= 1e-3) {
+    const thresh = ratio < 1e-30 ? floor : Math.max(floor, pmax * ratio);
     const cand: number[] = [];
     let mass = 0;
     for (let i = 0; i < V; i++) {
-      if (logits[i]! >= thresh) {
-        cand.push(logits[i]!);
-        mass += Math.exp(logits[i]! - max);
+      if (probs[i]! >= thresh) {
+        cand.push(probs[i]!);
+        mass += probs[i]!;
       }
     }
     if (mass < goal && thresh !== floor) continue;
     cand.sort((a, b) => b - a);
     let acc = 0;
-    for (const l of cand) {
-      acc += Math.exp(l - max);
-      if (acc >= goal) return l;
+    for (const q of cand) {
+      acc += q;
+      if (acc >= goal) return q;
     }
     return cand[cand.length - 1]!;
   }
