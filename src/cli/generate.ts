@@ -8,6 +8,7 @@ import { loadModelFromDir, resolveModelRef } from '../io/index.js';
 import { CausalLM } from '../models/index.js';
 import { Tokenizer, applyChatTemplate, type ChatMessage } from '../text/index.js';
 import { generate } from '../generate/index.js';
+import { createProgress, type Progress } from './progress.js';
 
 export const GENERATE_HELP = `Usage: temper generate --model PATH_OR_ID --prompt TEXT [options]
 
@@ -60,7 +61,15 @@ export async function generateCommand(argv: string[]): Promise<number> {
     if (!Number.isFinite(x)) throw new TemperError(`generate: --${name} must be a number, got '${s}'`);
     return x;
   };
-  const dir = await resolveModelRef(v.model, { revision: v.revision });
+  let bar: Progress | null = null;
+  const dir = await resolveModelRef(v.model, {
+    revision: v.revision,
+    onProgress: (p) => {
+      bar ??= createProgress(`downloading ${v.model}`, p.total, 'bytes');
+      bar.update(p.loaded, p.file);
+    },
+  });
+  (bar as Progress | null)?.stop();
   const tokDir = v.tokenizer ?? dir;
   if (!existsSync(join(tokDir, 'tokenizer.json')))
     throw new TemperError(`generate: ${tokDir} has no tokenizer.json; pass --tokenizer PATH`);

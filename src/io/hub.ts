@@ -3,7 +3,7 @@
 // so Python tools and temper share downloads. A revision already in the cache resolves
 // without the network. Only the files a model needs are fetched (root-level json,
 // safetensors and chat templates), not every format a repository carries.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { downloadFileToCacheDir, getHFHubCachePath, listFiles } from '@huggingface/hub';
 import { TemperError } from '../tensor/index.js';
@@ -13,8 +13,17 @@ export interface ResolveOptions {
   revision?: string;
   /** Hub cache directory (default: HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub). */
   cacheDir?: string;
-  /** Called once per downloaded file. */
-  onDownload?: (path: string, bytes: number) => void;
+  /** Download progress, a few times a second while files are fetched. */
+  onProgress?: (p: DownloadProgress) => void;
+}
+
+export interface DownloadProgress {
+  /** The file being fetched. */
+  file: string;
+  /** Bytes on disk so far, over every file of this download. */
+  loaded: number;
+  /** Bytes of every file of this download. */
+  total: number;
 }
 
 const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
@@ -39,6 +48,16 @@ export function cachedSnapshot(repo: string, revision = 'main', cacheDir = getHF
   return existsSync(join(snap, 'config.json')) && hasWeights ? snap : null;
 }
 
+function incompleteBytes(blobs: string): number {
+  try {
+    return readdirSync(blobs)
+      .filter((f) => f.endsWith('.incomplete'))
+      .reduce((n, f) => n + statSync(join(blobs, f)).size, 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** A local folder for `ref`: the folder itself, a cached snapshot, or a fresh download into the cache. */
 export async function resolveModelRef(ref: string, opts: ResolveOptions = {}): Promise<string> {
   if (isLocalDir(ref)) return ref;
@@ -50,15 +69,34 @@ export async function resolveModelRef(ref: string, opts: ResolveOptions = {}): P
   const accessToken = process.env.HF_TOKEN || undefined;
   const repo = { type: 'model' as const, name: ref };
   let snapshot: string | null = null;
+  // The library logs each file with console.debug, which goes to stdout: keep stdout for results.
+  const debug = console.debug;
+  console.debug = () => {};
   try {
+    const files: { path: string; size: number }[] = [];
     for await (const entry of listFiles({ repo, revision, accessToken })) {
-      if (entry.type !== 'file' || !WANTED.test(entry.path)) continue;
-      const file = await downloadFileToCacheDir({ repo, path: entry.path, revision, cacheDir, accessToken });
-      opts.onDownload?.(entry.path, entry.size);
-      snapshot = file.slice(0, file.length - entry.path.length - 1);
+      if (entry.type === 'file' && WANTED.test(entry.path)) files.push({ path: entry.path, size: entry.size });
+    }
+    const total = files.reduce((n, f) => n + f.size, 0);
+    let done = 0;
+    const blobs = join(cacheDir, `models--${ref.replace('/', '--')}`, 'blobs');
+    for (const f of files) {
+      // Progress from the size of the library's `.incomplete` blob, so no reliance on its internals.
+      const tick = () => opts.onProgress?.({ file: f.path, loaded: done + incompleteBytes(blobs), total });
+      const timer = opts.onProgress ? setInterval(tick, 250) : null;
+      try {
+        const file = await downloadFileToCacheDir({ repo, path: f.path, revision, cacheDir, accessToken });
+        snapshot = file.slice(0, file.length - f.path.length - 1);
+      } finally {
+        if (timer) clearInterval(timer);
+      }
+      done += f.size;
+      opts.onProgress?.({ file: f.path, loaded: done, total });
     }
   } catch (e) {
     throw new TemperError(`model '${ref}' (revision ${revision}): not in the cache at ${cacheDir} and the download failed: ${(e as Error).message}`);
+  } finally {
+    console.debug = debug;
   }
   if (!snapshot || !existsSync(join(snapshot, 'config.json')))
     throw new TemperError(`model '${ref}' (revision ${revision}): the repository has no config.json at its root`);
