@@ -1,0 +1,98 @@
+// AdamW over named parameters, as transformers' Trainer builds it: decoupled weight decay
+// on matrices and embeddings, none on biases and norm weights (1-d tensors); state by
+// parameter name so checkpoints survive a change of parameter order. The update itself
+// is the fused native `adamwStep`. Not a scheduler (schedule.ts) and not clipping.
+import { TemperError, adamwStep, keep, zerosLike, type Tensor } from '../tensor/index.js';
+
+export interface AdamWConfig {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Parameters exempt from weight decay; default: 1-d tensors (biases, norm weights) and names ending in "bias". */
+  noDecay?: (name: string, t: Tensor) => boolean;
+}
+
+export const defaultNoDecay = (name: string, t: Tensor): boolean => t.ndim < 2 || name.endsWith('.bias');
+
+export class AdamW implements Disposable {
+  /** Completed optimizer steps (the bias-correction count of the next step is step + 1). */
+  step = 0;
+  private readonly state = new Map<string, { m: Tensor; v: Tensor }>();
+
+  constructor(readonly params: readonly [string, Tensor][], readonly config: AdamWConfig) {
+    const names = new Set<string>();
+    for (const [n, p] of params) {
+      if (names.has(n)) throw new TemperError(`AdamW: parameter '${n}' listed twice`);
+      names.add(n);
+      if (p.dtype !== 'f32') throw new TemperError(`AdamW: parameter '${n}' is ${p.dtype}; trainable parameters must be f32`);
+    }
+  }
+
+  private slot(name: string, p: Tensor): { m: Tensor; v: Tensor } {
+    let s = this.state.get(name);
+    if (!s) {
+      s = { m: keep(zerosLike(p)), v: keep(zerosLike(p)) };
+      this.state.set(name, s);
+    }
+    return s;
+  }
+
+  /**
+   * One update of every parameter that has a gradient, at learning rate `lr`.
+   * `gradScale` multiplies the gradients first (clipping folded into the update).
+   */
+  update(lr: number, gradScale = 1): void {
+    this.step++;
+    const c = this.config;
+    const noDecay = c.noDecay ?? defaultNoDecay;
+    for (const [name, p] of this.params) {
+      if (!p.grad) continue;
+      const s = this.slot(name, p);
+      adamwStep(p, p.grad, s.m, s.v, {
+        lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, step: this.step, gradScale,
+        weightDecay: noDecay(name, p) ? 0 : c.weightDecay ?? 0,
+      });
+    }
+  }
+
+  /** Moments by name (`<name>.exp_avg`, `<name>.exp_avg_sq`) for a checkpoint. */
+  stateTensors(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [name, p] of this.params) {
+      const s = this.slot(name, p);
+      out.set(`${name}.exp_avg`, s.m);
+      out.set(`${name}.exp_avg_sq`, s.v);
+    }
+    return out;
+  }
+
+  /** Restores moments saved by stateTensors (read lazily through `get`) and the step count. */
+  loadState(step: number, get: (key: string) => Tensor | undefined, source: string): void {
+    this.step = step;
+    for (const [name, p] of this.params) {
+      const s = this.slot(name, p);
+      for (const [key, dst] of [[`${name}.exp_avg`, s.m], [`${name}.exp_avg_sq`, s.v]] as const) {
+        const t = get(key);
+        if (!t) throw new TemperError(`${source}: optimizer state has no '${key}'`);
+        if (t.shape.join() !== p.shape.join()) throw new TemperError(`${source}: '${key}' has shape [${t.shape}], parameter is [${p.shape}]`);
+        dst.dispose();
+        if (dst === s.m) s.m = keep(t);
+        else s.v = keep(t);
+      }
+    }
+  }
+
+  dispose(): void {
+    for (const s of this.state.values()) {
+      s.m.dispose();
+      s.v.dispose();
+    }
+    this.state.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
