@@ -139,3 +139,18 @@ test('a non-finite loss stops with the step named, or is skipped with skip_nonfi
   assert.equal(r.logHistory[1]!.skipped_steps, 1);
   m.dispose();
 });
+
+test('report.html is self-contained: inline SVG charts of the logged metrics, the config, no scripts or URLs', async () => {
+  const out = tmp();
+  const m = T.loadModelFromDir(fixture) as T.CausalLM;
+  await trainLoop(config(out, { maxSteps: 4 }), hooksFor(m, rowsOf(4, 5, 5), 1));
+  m.dispose();
+  const { writeReport } = await import('../src/train/index.js');
+  const path = writeReport(out, 'a <test> run');
+  const html = readFileSync(path, 'utf8');
+  assert.match(html, /<title>a &lt;test&gt; run<\/title>/);
+  for (const c of ['loss', 'learning rate', 'gradient norm', 'throughput']) assert.match(html, new RegExp(`<figcaption>${c}`));
+  assert.equal((html.match(/<svg /g) ?? []).length, 4, 'no eval chart without eval metrics');
+  assert.doesNotMatch(html, /<script|https?:\/\//);
+  assert.match(html, /<th>steps<\/th><td>4<\/td>/);
+});
