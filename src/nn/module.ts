@@ -26,6 +26,30 @@ export abstract class Module implements Disposable {
     return m;
   }
 
+  /**
+   * Adds, replaces (same name) or, with null, removes a child after construction: how
+   * adapters (LoRA) graft modules onto a loaded model. Typed fields keep their object.
+   */
+  setChild(name: string, m: Module | null): void {
+    if (this.params.has(name)) throw new TemperError(`${this.constructor.name}: '${name}' is a parameter, not a child`);
+    if (m) this.children.set(name, m);
+    else this.children.delete(name);
+  }
+
+  /** Every (dotted path, module) of the tree, this module first as ''; a shared module listed once. */
+  namedModules(): [string, Module][] {
+    const out: [string, Module][] = [];
+    const seen = new Set<Module>();
+    const walk = (m: Module, path: string): void => {
+      if (seen.has(m)) return;
+      seen.add(m);
+      out.push([path, m]);
+      for (const [n, c] of m.children) walk(c, path ? `${path}.${n}` : n);
+    };
+    walk(this, '');
+    return out;
+  }
+
   /** Every (name, parameter), a tensor shared by two names listed once under the first (tied weights). */
   namedParameters(): [string, Tensor][] {
     const seen = new Set<Tensor>();
