@@ -14,9 +14,9 @@ export const TRAIN_SHAPES = {
   'smollm-135m': { hidden: 576, inter: 1536, layers: 30, heads: 9, kv: 3, vocab: 49152, theta: 1e5, batch: 4, seq: 256 },
 } as const;
 export type ShapeName = keyof typeof TRAIN_SHAPES;
-type Shape = (typeof TRAIN_SHAPES)[ShapeName];
+export type Shape = (typeof TRAIN_SHAPES)[ShapeName];
 
-function buildModel(s: Shape): T.CausalLM {
+export function buildModel(s: Shape): T.CausalLM {
   const config = T.parseConfig({
     model_type: 'llama', architectures: ['LlamaForCausalLM'], hidden_size: s.hidden, intermediate_size: s.inter,
     num_hidden_layers: s.layers, num_attention_heads: s.heads, num_key_value_heads: s.kv, vocab_size: s.vocab,
@@ -67,10 +67,8 @@ function report(o: ModelBenchOptions, row: Record<string, unknown>, text: string
   process.stdout.write((o.json ? JSON.stringify(row) : text) + '\n');
 }
 
-/** One full fine-tuning step (forward, loss, backward, AdamW), median of `repeats`. */
-export function runTrainBench(shapeName: ShapeName, o: ModelBenchOptions): void {
-  const s = TRAIN_SHAPES[shapeName];
-  const gflops = sgemmGflops();
+/** Median ms of one full fine-tuning step (forward, loss, backward, AdamW) of the llama class at a shape. */
+export function timeTrainStep(s: Shape, repeats: number): number {
   const model = buildModel(s).train();
   const params = model.parameters();
   const state = params.map((p) => [T.keep(T.zerosLike(p)), T.keep(T.zerosLike(p))] as const);
@@ -88,15 +86,22 @@ export function runTrainBench(shapeName: ShapeName, o: ModelBenchOptions): void 
   };
   step();
   const times: number[] = [];
-  for (let i = 0; i < o.repeats; i++) {
+  for (let i = 0; i < repeats; i++) {
     const t0 = process.hrtime.bigint();
     step();
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
-  const ms = median(times);
   ids.dispose();
   state.flat().forEach((t) => t.dispose());
   model.dispose();
+  return median(times);
+}
+
+/** One full fine-tuning step (forward, loss, backward, AdamW), median of `repeats`, against the peers. */
+export function runTrainBench(shapeName: ShapeName, o: ModelBenchOptions): void {
+  const s = TRAIN_SHAPES[shapeName];
+  const gflops = sgemmGflops();
+  const ms = timeTrainStep(s, o.repeats);
   const tokens = s.batch * s.seq;
   const tps = (tokens / ms) * 1e3;
   const mfu = (trainFlopsPerToken(s) * tps) / (gflops * 1e9);

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { TemperError } from '../tensor/index.js';
 import { runOpsBench, OPS_CASES } from '../../bench/ops.js';
 import { TRAIN_SHAPES, runGenerateBench, runTrainBench, type ShapeName } from '../../bench/models.js';
+import { runSftBench } from '../../bench/sft.js';
 
 export const BENCH_HELP = `Usage: temper bench <suite> [--json] [--no-peer] [options]
 
@@ -17,6 +18,8 @@ prints both with the ratio peer_time / temper_time):
              [--shape ${Object.keys(TRAIN_SHAPES).join('|')} (tiny)] [--repeats N (5)]
   generate   batched sampling, 64 sequences x 128 new tokens on the smollm-135m shape,
              temperature 1, KV cache              [--batch B] [--new_tokens N] [--prompt_length P]
+  sft        SFT end to end (data, packing, step, logging) on the tiny shape vs the raw
+             train step of the same shape in the same run   [--steps N (20)]
 
   --json      one JSON object per line: {"suite","case","temper","peer","peer_name","unit","ratio",...}
   --no-peer   skip PyTorch
@@ -38,6 +41,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       batch: { type: 'string' },
       new_tokens: { type: 'string' },
       prompt_length: { type: 'string' },
+      steps: { type: 'string' },
       'no-peer': { type: 'boolean', default: false },
       device: { type: 'string', default: 'cpu' },
     },
@@ -71,7 +75,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
         batch: posInt('batch', values.batch, 64), newTokens: posInt('new_tokens', values.new_tokens, 128), promptLength: posInt('prompt_length', values.prompt_length, 32),
       });
       return 0;
+    case 'sft':
+      await runSftBench({ json: values.json!, steps: posInt('steps', values.steps, 20) });
+      return 0;
     default:
-      throw new TemperError(`bench: unknown suite '${suite}' (available: ops, train, generate)`);
+      throw new TemperError(`bench: unknown suite '${suite}' (available: ops, train, generate, sft)`);
   }
 }

@@ -6,6 +6,11 @@ const HELP = `temper: LLM post-training native to TypeScript
 Usage: temper <command> [options]
 
 Commands:
+  demo            the built-in default: LoRA fine-tune a tiny model on CPU, accuracy before/after
+  sft             supervised fine-tuning (full or LoRA) from a YAML config and/or flags
+  merge-lora      merge a PEFT LoRA adapter into its base model
+  report          write report.html for a run folder
+  builtin         list the built-in model and datasets (builtin:NAME)
   generate        stream a completion from a model folder or hub id
   tokenize        print the token ids of a text (one JSON array)
   chat-template   render a conversation with a tokenizer's chat template
@@ -22,6 +27,11 @@ Environment:
 `;
 
 const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
+  demo: async () => (await import('./demo.js')).demoCommand,
+  sft: async () => (await import('./sft.js')).sftCommand,
+  'merge-lora': async () => (await import('./merge_lora.js')).mergeLoraCommand,
+  report: async () => (await import('./report.js')).reportCommand,
+  builtin: async () => (await import('./builtin.js')).builtinCommand,
   bench: async () => (await import('./bench.js')).benchCommand,
   generate: async () => (await import('./generate.js')).generateCommand,
   tokenize: async () => (await import('./tokenize.js')).tokenizeCommand,

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { downloadFileToCacheDir, getHFHubCachePath, listFiles } from '@huggingface/hub';
 import { TemperError } from '../tensor/index.js';
+import { resolveBuiltin } from './builtin.js';
 
 export interface ResolveOptions {
   /** Branch, tag or commit (default "main"). */
@@ -58,8 +59,10 @@ function incompleteBytes(blobs: string): number {
   }
 }
 
-/** A local folder for `ref`: the folder itself, a cached snapshot, or a fresh download into the cache. */
+/** A local folder for `ref`: a built-in model (`builtin:tiny`), the folder itself, a cached snapshot, or a fresh download into the cache. */
 export async function resolveModelRef(ref: string, opts: ResolveOptions = {}): Promise<string> {
+  const builtin = resolveBuiltin(ref, 'model');
+  if (builtin !== null) return builtin;
   if (isLocalDir(ref)) return ref;
   if (!HUB_ID.test(ref)) throw new TemperError(`model '${ref}': no such folder, and not a hub id of the form org/name`);
   const revision = opts.revision ?? 'main';

@@ -13,3 +13,5 @@ export {
   type ApplyChatTemplateOptions,
   type ChatEncoding,
 } from './chat_template.js';
+export { tokenizeExample, tokenizeDataset, detectSftFormat, type SftRowFormat, type SftDataOptions, type TokenizedExample, type TokenizeDatasetOptions, type TokenizedDataset } from './sft_data.js';
+export { packBestFitDecreasing, assemblePacked, assemblePaddingFree, assemblePadded, type PackedBatch, type PaddedBatch } from './packing.js';
