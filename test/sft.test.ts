@@ -66,6 +66,12 @@ test('LoRA on packed data writes a PEFT adapter that loads onto the base model',
   const lora = T.loadAdapter(await T.loadModel('builtin:tiny'), out);
   assert.equal(lora.layers.size, 28);
   lora.model.dispose();
+  // An adapter folder as --model continues that adapter on its base.
+  const more = tmp();
+  const c = temper('sft', ...BASE.slice(2), '--model', out, '--max_steps', '1', '--output_dir', more);
+  assert.equal(c.status, 0, c.stderr);
+  assert.match(c.stderr, /continuing the LoRA adapter in .* on builtin:tiny/);
+  assert.equal(JSON.parse(readFileSync(join(more, 'adapter_config.json'), 'utf8')).base_model_name_or_path, 'builtin:tiny');
 });
 
 test('a run killed with SIGKILL and resumed logs the same losses as an uninterrupted run', async () => {

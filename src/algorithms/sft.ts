@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { TemperError, argmax, assign, crossEntropy, fromArray, noGrad, scope, type Tensor } from '../tensor/index.js';
 import { CausalLM, shiftLabels } from '../models/index.js';
 import { applyLora, type LoraModel } from '../nn/index.js';
-import { CheckpointReader, SafetensorsFile, loadDataset, loadModelFromDir, resolveModelRef, saveAdapter, saveModel, type DatasetRows } from '../io/index.js';
+import { ADAPTER_CONFIG, CheckpointReader, SafetensorsFile, loadAdapter, loadDataset, readAdapterConfig, loadModelFromDir, resolveModelRef, saveAdapter, saveModel, type DatasetRows } from '../io/index.js';
 import { Tokenizer, assemblePadded, assemblePaddingFree, packBestFitDecreasing, tokenizeDataset, type TokenizedExample } from '../text/index.js';
 import { trainLoop, writeReport, type LoopCallbacks, type TrainResult } from '../train/index.js';
 import type { SFTConfig } from './sft_config.js';
@@ -110,8 +110,17 @@ function batchLoss(model: CausalLM, b: SftBatch): { loss: Tensor; correct: numbe
  */
 export async function runSft(cfg: SFTConfig, cb: SftCallbacks = {}): Promise<SftResult> {
   const note = cb.onNote ?? (() => {});
-  const modelDir = await resolveModelRef(cfg.model, { revision: cfg.model_revision });
-  const tok = await Tokenizer.fromDir(modelDir);
+  // `model` may be a PEFT adapter folder: its base loads, and training continues the adapter.
+  let adapterDir: string | null = null;
+  let baseRef = cfg.model;
+  if (existsSync(join(cfg.model, ADAPTER_CONFIG))) {
+    adapterDir = cfg.model;
+    const base = readAdapterConfig(adapterDir).base_model_name_or_path;
+    if (!base) throw new TemperError(`sft: ${join(adapterDir, ADAPTER_CONFIG)} has no base_model_name_or_path to load the base model from`);
+    baseRef = base;
+  }
+  const modelDir = await resolveModelRef(baseRef, { revision: cfg.model_revision });
+  const tok = await Tokenizer.fromDir(existsSync(join(adapterDir ?? modelDir, 'tokenizer.json')) ? adapterDir ?? modelDir : modelDir);
   const model = loadModelFromDir(modelDir);
   if (!(model instanceof CausalLM)) throw new TemperError(`sft: ${cfg.model} is a ${model.config.architectures[0]}, not a causal language model`);
   if (tok.vocabSize > model.config.vocabSize)
@@ -173,7 +182,10 @@ export async function runSft(cfg: SFTConfig, cb: SftCallbacks = {}): Promise<Sft
 
   // Trainable parameters: LoRA adapters, or every weight.
   let lora: LoraModel | null = null;
-  if (cfg.use_peft) {
+  if (adapterDir) {
+    lora = loadAdapter(model, adapterDir, { trainable: true });
+    note(`continuing the LoRA adapter in ${adapterDir} (r=${lora.config.r}) on ${baseRef}`);
+  } else if (cfg.use_peft) {
     lora = applyLora(model, {
       r: cfg.lora_r, lora_alpha: cfg.lora_alpha, lora_dropout: cfg.lora_dropout, target_modules: cfg.lora_target_modules,
       use_rslora: cfg.use_rslora, modules_to_save: cfg.lora_modules_to_save, task_type: 'CAUSAL_LM',
@@ -186,7 +198,7 @@ export async function runSft(cfg: SFTConfig, cb: SftCallbacks = {}): Promise<Sft
 
   const writeWeights = (dir: string) => {
     mkdirSync(dir, { recursive: true });
-    if (lora) saveAdapter(lora, dir, { baseModelNameOrPath: cfg.model });
+    if (lora) saveAdapter(lora, dir, { baseModelNameOrPath: baseRef });
     else saveModel(model, dir, { dtype: cfg.save_dtype });
     for (const f of TOKENIZER_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(dir, f));
   };

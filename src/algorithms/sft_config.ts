@@ -8,7 +8,7 @@ const nonNegInt = z.number().int().nonnegative();
 
 export const SFT_SCHEMA = z
   .object({
-    model: z.string().min(1).describe('model folder, hub id (org/name) or builtin:NAME (required)'),
+    model: z.string().min(1).describe('model folder, hub id (org/name), builtin:NAME, or a PEFT adapter folder to continue (required)'),
     model_revision: z.string().default('main').describe('hub revision of the model'),
     dataset: z.string().min(1).describe('data file (jsonl/json/csv/parquet), folder, hub dataset id or builtin:NAME (required)'),
     dataset_train_split: z.string().default('train').describe('split of `dataset` to train on'),
