@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/index.js';
-import { findTorchPython, median, sgemmGflops } from './ops.js';
+import { findTorchPython, median, peerEnv, sgemmGflops } from './ops.js';
 
 export const TRAIN_SHAPES = {
   tiny: { hidden: 256, inter: 688, layers: 4, heads: 8, kv: 4, vocab: 8192, theta: 1e4, batch: 8, seq: 256 },
@@ -38,10 +38,10 @@ function trainFlopsPerToken(s: Shape): number {
  * OpenBLAS temper links, so no ratio rests on a packaging choice.
  */
 function peerVariants(): { label: string; env: NodeJS.ProcessEnv }[] {
-  const out = [{ label: '', env: process.env }];
+  const out = [{ label: '', env: peerEnv() }];
   const dir = `/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/openblas-openmp`;
   if (existsSync(join(dir, 'libblas.so.3')))
-    out.push({ label: ' + OpenMP OpenBLAS', env: { ...process.env, LD_LIBRARY_PATH: [dir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') } });
+    out.push({ label: ' + OpenMP OpenBLAS', env: { ...peerEnv(), LD_LIBRARY_PATH: [dir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') } });
   return out;
 }
 

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/tensor/index.js';
+import { envSetByTemper } from '../src/tensor/backend.js';
 import type { Tensor } from '../src/tensor/index.js';
 
 export const OPS_CASES = ['matmul_1024', 'attention_T256', 'attention_T1024', 'rms_norm', 'rotary', 'cross_entropy', 'adamw_10M'] as const;
@@ -127,6 +128,13 @@ interface PeerResult {
   note?: string;
 }
 
+/** The environment a PyTorch peer starts with: ours, less the thread tuning temper applied to itself. */
+export function peerEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of envSetByTemper) delete env[k];
+  return env;
+}
+
 export function findTorchPython(): string | null {
   const candidates = [process.env.TEMPER_TORCH_PYTHON, '/usr/bin/python3', 'python3'].filter((c): c is string => !!c);
   for (const py of candidates) {
@@ -142,6 +150,7 @@ function runPeer(cases: readonly string[], repeats: number): PeerResult {
   const script = fileURLToPath(new URL('../../bench/torch_ops.py', import.meta.url));
   if (!existsSync(script)) return { name: 'torch', ms: new Map(), note: `peer script missing: ${script}` };
   const r = spawnSync(py, [script, '--threads', String(T.getNumThreads()), '--repeats', String(repeats), '--cases', cases.join(',')], {
+    env: peerEnv(),
     encoding: 'utf8',
     maxBuffer: 1 << 20,
   });

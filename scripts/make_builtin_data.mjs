@@ -5,7 +5,8 @@
 //
 //   base text    "23 + 58 = 81", "41 - 17 = 24", "7 * 6 = 42", "23 plus 58 is 81.", and word
 //                problems "Tom has 12 apples and buys 9 more. Now Tom has 21 apples."
-//                (a + b and a - b with 0 <= b <= a <= 99, multiplication tables 1..12)
+//                (a + b and a - b with 0 <= b <= a <= 99, multiplication tables 1..12); with
+//                `qa`, also questions followed by their fact: "What is 23 plus 58? 23 + 58 = 81."
 //   chat format  user "What is 23 plus 58?" -> assistant "23 + 58 = 81. Answer: 81": the content
 //                is in the base corpus, the format (ChatML turns, "Answer: N") never is.
 //   held out     200 sums/differences (HELD_OUT) appear in no pre-training text and no train
@@ -13,7 +14,7 @@
 //                base corpus: a table cannot be generalized to, only memorized).
 //
 // Writes assets/builtin/datasets/:
-//   arith-text/{train,test}.jsonl  {"text"}: a sample of base documents; test = the held-out facts
+//   arith-text/{train,test}.jsonl  {"text"}: 1000 base documents (qa = QA_FRACTION); test = the held-out facts
 //   arith-chat/{train,test}.jsonl  {"messages": [user, assistant]} 2000 / 200 rows
 //   arith-pc/{train,test}.jsonl    {"prompt": [user], "completion": [assistant]} same rows
 // Usage: node scripts/make_builtin_data.mjs   (the other builtin scripts import its functions)
@@ -181,7 +182,7 @@ export function chatSplits() {
 }
 
 /** Share of question-then-fact lines in the last pre-training run of builtin:tiny (see its README). */
-export const QA_FRACTION = 0.25;
+export const QA_FRACTION = 0.5;
 
 /** A sample of the base corpus as last trained on (1000 documents) and the held-out facts, as {"text"} rows. */
 export function textSplits() {

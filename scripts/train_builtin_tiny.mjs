@@ -12,7 +12,7 @@
 //   node scripts/train_builtin_tiny.mjs [--steps 3000] [--max-minutes 8] [--batch 16] [--lr 3e-3] [--qa 0]
 //   node scripts/train_builtin_tiny.mjs --init-from assets/builtin/tiny --seed 1 …   (continue
 //       training a saved model: fresh optimizer and schedule, another data stream)
-//   node scripts/train_builtin_tiny.mjs --eval-only      (re-measure the saved model)
+//   node scripts/train_builtin_tiny.mjs --eval-only      (re-measure the saved model, rewrite README.md)
 // Each run is recorded in assets/builtin/tiny/training.json (runs of a model it continued
 // included), from which README.md is written.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -134,10 +134,18 @@ function chatAccuracy(model) {
   return { n: rows.length, correct, sample: texts[0] };
 }
 
+/** The chat test questions as plain text: the greedy first line must restate the question as its fact. */
+function questionAccuracy(model) {
+  const rows = chatSplits().test;
+  const texts = complete(model, rows.map((m) => tok.encode(m[0].content)), 16, [tok.tokenToId('Ċ'), EOT]);
+  const correct = rows.filter((m, i) => texts[i].split('\n')[0].trim() === `${m[1].content.split('. Answer')[0]}.`).length;
+  return { n: rows.length, correct };
+}
+
 function evaluate(model) {
   const mul = [];
   for (let a = 1; a <= 12; a++) for (let b = 1; b <= 12; b++) mul.push({ op: 'mul', a, b, c: a * b });
-  return { add: factAccuracy(model, HELD_OUT.add), sub: factAccuracy(model, HELD_OUT.sub), mul: factAccuracy(model, mul), chat: chatAccuracy(model) };
+  return { add: factAccuracy(model, HELD_OUT.add), sub: factAccuracy(model, HELD_OUT.sub), mul: factAccuracy(model, mul), question: questionAccuracy(model), chat: chatAccuracy(model) };
 }
 
 const pct = (r) => `${((100 * r.correct) / r.n).toFixed(1)}% (${r.correct}/${r.n})`;
@@ -237,12 +245,20 @@ function readme(runs, params, ev, sizeBytes) {
     '',
     ...runs.map((r, i) =>
       `- run ${i + 1}${r.initFrom ? ' (continues the model of the run before, new optimizer state and data stream)' : ' (from the random init)'}: ` +
-      `${r.steps} steps of ${r.batch} x ${r.seq} tokens, lr ${r.lr}, ${r.warmup} warmup steps, ${(r.seconds / 60).toFixed(1)} min, ` +
+      `${r.note ? 'about ' : ''}${r.steps} steps of ${r.batch} x ${r.seq} tokens, lr ${r.lr}, ${r.warmup} warmup steps, ${(r.seconds / 60).toFixed(1)} min, ` +
       `${r.qa ? `${100 * r.qa}% of lines question-then-fact` : 'facts and word problems only'}; ` +
       `final loss (mean of the last 50 steps) ${r.finalLoss.toFixed(4)} nats/token.`,
     ),
     '',
     `In all: ${steps} steps, ${(tokens / 1e6).toFixed(1)}M tokens, ${minutes.toFixed(1)} minutes.`,
+    '',
+    'Why several runs: each was capped in wall time on a shared machine, so later runs continue the',
+    'saved model. Why --qa in the last ones: after the first two runs the model knew its facts but',
+    'had never needed to copy a number from earlier text, and a LoRA fine-tune on builtin:arith-chat',
+    'taught it the answer format but not to restate the question; the question-then-fact lines teach',
+    'that restating in plain text, so the chat format is the only new thing. The chat test problems',
+    'stay out of every run (they are the held-out sums and differences, and 24 products kept out of',
+    'the chat train split).',
     '',
     '## Accuracy (greedy, measured by the training script on the saved BF16 weights)',
     '',
@@ -251,6 +267,9 @@ function readme(runs, params, ev, sizeBytes) {
     `- held-out sums (100 problems that occur in no pre-training text): ${pct(ev.add)}`,
     `- held-out differences (100 problems, same): ${pct(ev.sub)}`,
     `- the multiplication table 1..12 x 1..12 (seen in pre-training): ${pct(ev.mul)}`,
+    '',
+    'The questions of the `builtin:arith-chat` test split as plain text, no chat template (`What is',
+    `38 plus 48?\` -> \` 38 + 48 = 86.\`, first line exact): ${pct(ev.question)}.`,
     '',
     'Zero-shot on the test split of `builtin:arith-chat` (ChatML prompt; the reply must contain',
     `\`Answer: N\` with the right N): ${pct(ev.chat)}. The base model has never seen that format; teaching`,
@@ -265,28 +284,27 @@ function readme(runs, params, ev, sizeBytes) {
   return lines.join('\n');
 }
 
-if (args['eval-only']) {
+/** Measures the saved model (BF16, as users load it) and writes README.md and eval.json from training.json. */
+function report() {
+  const runs = JSON.parse(readFileSync(join(OUT, 'training.json'), 'utf8')).runs;
   const model = loadModelFromDir(OUT);
+  const params = model.numParameters();
   const ev = evaluate(model);
-  process.stdout.write(`held-out sums ${pct(ev.add)}, differences ${pct(ev.sub)}, products ${pct(ev.mul)}, chat zero-shot ${pct(ev.chat)}\n`);
+  model.dispose();
+  process.stdout.write(`held-out sums ${pct(ev.add)}, differences ${pct(ev.sub)}, products ${pct(ev.mul)}, plain questions ${pct(ev.question)}, chat zero-shot ${pct(ev.chat)}\n`);
   process.stdout.write(`correct sums: ${ev.add.examples.join(' | ')}\ncorrect differences: ${ev.sub.examples.join(' | ')}\nchat sample: ${JSON.stringify(ev.chat.sample)}\n`);
-  model.dispose();
-} else {
-  const { model: trained, record } = train();
-  const runs = trainingRuns(record);
-  const params = trained.numParameters();
-  saveModel(trained, OUT, { dtype: 'BF16' });
-  trained.dispose();
-  writeFileSync(join(OUT, 'training.json'), JSON.stringify({ runs }, null, 2) + '\n');
-  // Measure the model as saved (BF16), which is what users load.
-  const model = loadModelFromDir(OUT);
-  const ev = evaluate(model);
-  model.dispose();
-  process.stdout.write(`held-out sums ${pct(ev.add)}, differences ${pct(ev.sub)}, products ${pct(ev.mul)}, chat zero-shot ${pct(ev.chat)}\n`);
-  process.stdout.write(`correct sums: ${ev.add.examples.join(' | ')}\ncorrect differences: ${ev.sub.examples.join(' | ')}\n`);
   const files = ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
   const size = files.reduce((n, f) => n + readFileSync(join(OUT, f)).length, 0);
   writeFileSync(join(OUT, 'README.md'), readme(runs, params, ev, size));
-  writeFileSync(join(OUT, 'eval.json'), JSON.stringify({ add: ev.add, sub: ev.sub, mul: ev.mul, chat: { n: ev.chat.n, correct: ev.chat.correct } }, null, 2) + '\n');
+  writeFileSync(join(OUT, 'eval.json'), JSON.stringify({ add: ev.add, sub: ev.sub, mul: ev.mul, question: ev.question, chat: { n: ev.chat.n, correct: ev.chat.correct } }, null, 2) + '\n');
   process.stdout.write(`wrote ${OUT}\n`);
 }
+
+if (!args['eval-only']) {
+  const { model, record } = train();
+  const runs = trainingRuns(record);
+  saveModel(model, OUT, { dtype: 'BF16' });
+  model.dispose();
+  writeFileSync(join(OUT, 'training.json'), JSON.stringify({ runs }, null, 2) + '\n');
+}
+report();

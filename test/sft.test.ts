@@ -119,3 +119,13 @@ test('Ctrl-C saves a checkpoint and exits with 130', async () => {
   const ck = err.match(/checkpoint: (\S+)/)![1]!;
   assert.ok(existsSync(join(ck, 'trainer_state.json')));
 });
+
+test('temper demo (shortened) measures accuracy before and after and leaves a loadable adapter', () => {
+  const out = tmp();
+  const r = temper('demo', '--output_dir', out, '--max_steps', '20', '--eval_examples', '8', '--quiet', 'true');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /before: \d+\.\d% exact answers on 8 held-out questions/);
+  assert.match(r.stdout, /after: +\d+\.\d% exact answers on the same questions/);
+  assert.match(r.stdout, /adapter \(PEFT format\): .*report: .*report\.html/);
+  assert.ok(existsSync(join(out, 'adapter_model.safetensors')));
+});

@@ -17,8 +17,8 @@ import { z } from 'zod';
 const DEMO_SCHEMA = z
   .object({
     output_dir: z.string().default('temper-demo').describe('where the adapter, checkpoints, metrics and report go'),
-    eval_examples: z.number().int().positive().max(200).default(100).describe('held-out questions to score before and after'),
-    max_steps: z.number().int().positive().default(250).describe('LoRA training steps'),
+    eval_examples: z.number().int().positive().max(200).default(200).describe('held-out questions to score before and after'),
+    max_steps: z.number().int().positive().default(1200).describe('LoRA training steps'),
     quiet: z.boolean().default(false).describe('plain log lines instead of a progress bar'),
   })
   .strict();
@@ -30,7 +30,7 @@ dataset builtin:arith-chat, on the CPU with no network, and prints the held-out 
 of its answers before and after. The same run as:
 
   temper sft --model builtin:tiny --dataset builtin:arith-chat --use_peft true \\
-    --lora_target_modules all-linear --learning_rate 3e-3 --max_steps 250 ...
+    --lora_target_modules all-linear --learning_rate 4e-3 --max_steps 1200 ...
 `;
 
 const ANSWER = /Answer:\s*(-?\d+)/;
@@ -72,9 +72,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
 
   const cfg = SFT_SCHEMA.parse({
     model: 'builtin:tiny', dataset: 'builtin:arith-chat', output_dir: o.output_dir, use_peft: true, lora_r: 16, lora_alpha: 32,
-    lora_dropout: 0, lora_target_modules: 'all-linear', learning_rate: 3e-3, lr_scheduler_type: 'cosine', warmup_ratio: 0.05,
-    per_device_train_batch_size: 16, max_steps: o.max_steps, logging_steps: 10, eval_strategy: 'steps', eval_steps: 50,
-    save_steps: 100, save_total_limit: 1, max_length: 128, assistant_only_loss: true, quiet: o.quiet, seed: 42,
+    lora_dropout: 0, lora_target_modules: 'all-linear', learning_rate: 4e-3, lr_scheduler_type: 'cosine', warmup_ratio: 0.05,
+    per_device_train_batch_size: 16, max_steps: o.max_steps, logging_steps: 10, eval_strategy: 'steps', eval_steps: 100,
+    save_steps: 200, save_total_limit: 1, max_length: 128, assistant_only_loss: true, quiet: o.quiet, seed: 42,
   });
   const ui = trainingDisplay(cfg.quiet);
   let result;

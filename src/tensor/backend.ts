@@ -111,6 +111,21 @@ function chooseOpenBlasCore(): void {
   else if (['avx2', 'fma'].every((f) => flags.has(f))) process.env.OPENBLAS_CORETYPE = 'Haswell';
 }
 
+/**
+ * libgomp's idle threads spin ~300k iterations before sleeping. When another process holds a
+ * core, a spinning thread starves the one doing the work, and a small-kernel workload (a tiny
+ * model's training step) ran ~3x slower on a loaded 2-core machine. A short spin costs ~2-7%
+ * on an idle one. Applied only when the user set neither variable; must precede libgomp's load.
+ */
+function chooseOmpSpin(): void {
+  if (process.env.OMP_WAIT_POLICY !== undefined || process.env.GOMP_SPINCOUNT !== undefined) return;
+  process.env.GOMP_SPINCOUNT = '1000';
+  envSetByTemper.push('GOMP_SPINCOUNT');
+}
+
+/** Environment variables temper set for itself (benchmark peers start without them). */
+export const envSetByTemper: string[] = [];
+
 let cpuKernels: Kernels | undefined;
 
 /** The kernels for a device; CPU loads the addon on first use. */
@@ -118,6 +133,7 @@ export function kernelsFor(device: Device): Kernels {
   if (device === 'cpu') {
     if (!cpuKernels) {
       chooseOpenBlasCore();
+      chooseOmpSpin();
       cpuKernels = createRequire(import.meta.url)(findAddon()) as Kernels;
     }
     return cpuKernels;
