@@ -10,7 +10,7 @@ import { TemperError, argmax, assign, crossEntropy, fromArray, noGrad, scope, ty
 import { CausalLM, shiftLabels } from '../models/index.js';
 import { applyLora, type LoraModel } from '../nn/index.js';
 import { ADAPTER_CONFIG, CheckpointReader, SafetensorsFile, loadAdapter, loadDataset, readAdapterConfig, loadModelFromDir, resolveModelRef, saveAdapter, saveModel, type DatasetRows } from '../io/index.js';
-import { Tokenizer, assemblePadded, assemblePaddingFree, packBestFitDecreasing, tokenizeDataset, type TokenizedExample } from '../text/index.js';
+import { Tokenizer, assemblePacked, assemblePadded, assemblePaddingFree, packBestFitDecreasing, tokenizeDataset, type TokenizedExample } from '../text/index.js';
 import { trainLoop, writeReport, type LoopCallbacks, type TrainResult } from '../train/index.js';
 import type { SFTConfig } from './sft_config.js';
 
@@ -50,8 +50,11 @@ function permutation(n: number, seed: number): number[] {
   return p;
 }
 
-/** Turns groups of examples into model inputs for the configured batching. */
-function makeBatch(examples: TokenizedExample[], cfg: SFTConfig, padId: number): SftBatch {
+/** A micro-batch before assembly: its rows, each one example or (packing) one bin of them. */
+type Rows = TokenizedExample[][];
+
+/** Turns a micro-batch into model inputs for the configured batching. */
+function makeBatch(rows: Rows, cfg: SFTConfig, padId: number): SftBatch {
   const lossTokens = (labels: Int32Array) => {
     // The model shifts labels left by one, so the first position's label is never scored.
     let n = 0;
@@ -59,14 +62,18 @@ function makeBatch(examples: TokenizedExample[], cfg: SFTConfig, padId: number):
     return n;
   };
   if (cfg.packing || cfg.padding_free) {
-    const b = assemblePaddingFree(examples);
-    const shape = [1, b.length];
+    // Packing: one max_length row per bin (the raw step's shape). Padding-free: the whole
+    // batch as one row. Either way attention stays inside each example.
+    const examples = rows.flat();
+    let at = 0;
+    const b = cfg.packing ? assemblePacked(examples, rows.map((r) => r.map(() => at++)), cfg.max_length ?? 1024, padId) : assemblePaddingFree(examples);
+    const shape = [b.rows, b.length];
     return {
       inputIds: fromArray(b.inputIds, shape), labels: fromArray(b.labels, shape), attentionMask: null,
-      docIds: fromArray(b.docIds, shape), positionIds: fromArray(b.positionIds, shape), lossTokens: lossTokens(shiftedView(b.labels, 1, b.length)),
+      docIds: fromArray(b.docIds, shape), positionIds: fromArray(b.positionIds, shape), lossTokens: lossTokens(shiftedView(b.labels, b.rows, b.length)),
     };
   }
-  const b = assemblePadded(examples, padId);
+  const b = assemblePadded(rows.map((r) => r[0]!), padId);
   const shape = [b.rows, b.length];
   return {
     inputIds: fromArray(b.inputIds, shape), labels: fromArray(b.labels, shape), attentionMask: fromArray(b.attentionMask, shape),
@@ -166,8 +173,8 @@ export async function runSft(cfg: SFTConfig, cb: SftCallbacks = {}): Promise<Sft
 
   // Micro-batches of one epoch: example groups in a seeded order (packed bins when packing).
   const bs = cfg.per_device_train_batch_size;
-  const groupsFor = (examples: TokenizedExample[], batchSize: number, epoch: number | null): TokenizedExample[][] => {
-    let units: TokenizedExample[][];
+  const groupsFor = (examples: TokenizedExample[], batchSize: number, epoch: number | null): Rows[] => {
+    let units: Rows;
     if (cfg.packing) {
       const cap = cfg.max_length ?? 1024;
       units = packBestFitDecreasing(examples.map((e) => e.inputIds.length), cap).map((bin) => bin.map((i) => examples[i]!));
@@ -175,8 +182,8 @@ export async function runSft(cfg: SFTConfig, cb: SftCallbacks = {}): Promise<Sft
       units = examples.map((e) => [e]);
     }
     const order = epoch === null ? units.map((_, i) => i) : permutation(units.length, cfg.seed * 1000 + epoch);
-    const groups: TokenizedExample[][] = [];
-    for (let i = 0; i < order.length; i += batchSize) groups.push(order.slice(i, i + batchSize).flatMap((u) => units[u]!));
+    const groups: Rows[] = [];
+    for (let i = 0; i < order.length; i += batchSize) groups.push(order.slice(i, i + batchSize).map((u) => units[u]!));
     return groups;
   };
 
@@ -229,7 +236,7 @@ export async function runSft(cfg: SFTConfig, cb: SftCallbacks = {}): Promise<Sft
   writeFileSync(join(cfg.output_dir, 'run_config.json'), JSON.stringify({ trainer: 'sft', ...cfg }, null, 2) + '\n');
   let result: TrainResult;
   try {
-    result = await trainLoop<TokenizedExample[]>(
+    result = await trainLoop<Rows>(
       {
         outputDir: cfg.output_dir, learningRate: cfg.learning_rate, lrSchedulerType: cfg.lr_scheduler_type, warmupRatio: cfg.warmup_ratio,
         warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay, adamBeta1: cfg.adam_beta1, adamBeta2: cfg.adam_beta2,
@@ -241,7 +248,7 @@ export async function runSft(cfg: SFTConfig, cb: SftCallbacks = {}): Promise<Sft
       {
         model, params, fingerprint,
         epochBatches: (epoch) => groupsFor(trainEx, bs, epoch),
-        lossTokens: (g) => g.reduce((n, e) => n + exampleLossTokens(e), 0),
+        lossTokens: (g) => g.flat().reduce((n, e) => n + exampleLossTokens(e), 0),
         lossSum: (g) => {
           const b = makeBatch(g, cfg, padId);
           try {
