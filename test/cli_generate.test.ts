@@ -36,6 +36,15 @@ test('temper generate streams a completion (plain and --chat) and reports the fi
   assert.equal(again.stdout, r.stdout, 'greedy is deterministic');
   const chat = temper('generate', '--model', dir, '--prompt', 'Hi', '--chat', '--temperature', '1', '--seed', '4', '--max_new_tokens', '4');
   assert.equal(chat.status, 0, chat.stderr);
+  // A LoRA adapter with nonzero B changes the continuation.
+  const m = T.loadModelFromDir(dir);
+  const lora = T.applyLora(m, { r: 4, lora_alpha: 64, target_modules: 'all-linear' }, { seed: 1 });
+  for (const [n, p] of lora.trainableParameters()) if (n.endsWith('lora_B.weight')) T.assign(p, T.full(p.shape, 0.5));
+  T.saveAdapter(lora, join(dir, 'adapter'), { baseModelNameOrPath: dir });
+  m.dispose();
+  const withAdapter = temper('generate', '--model', dir, '--adapter', join(dir, 'adapter'), '--prompt', 'Hello', '--max_new_tokens', '6');
+  assert.equal(withAdapter.status, 0, withAdapter.stderr);
+  assert.notEqual(withAdapter.stdout, r.stdout);
   const bad = temper('generate', '--model', join(dir, 'nope'), '--prompt', 'x');
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /no such folder/);

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TemperError } from '../tensor/index.js';
-import { loadModelFromDir, resolveModelRef } from '../io/index.js';
+import { loadAdapter, loadModelFromDir, resolveModelRef } from '../io/index.js';
 import { CausalLM } from '../models/index.js';
 import { Tokenizer, applyChatTemplate, type ChatMessage } from '../text/index.js';
 import { generate } from '../generate/index.js';
@@ -17,6 +17,7 @@ generation_config.json sets do_sample).
 
   --model PATH_OR_ID        model folder, or a hub id (org/name) resolved through the HF cache
   --revision REV            hub revision (default main)
+  --adapter DIR             a PEFT LoRA adapter folder to apply to the model
   --tokenizer PATH          tokenizer folder (default: the model folder)
   --prompt TEXT             the prompt
   --chat                    wrap the prompt as a user turn with the tokenizer's chat template
@@ -35,6 +36,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
       model: { type: 'string' },
       revision: { type: 'string' },
       tokenizer: { type: 'string' },
+      adapter: { type: 'string' },
       prompt: { type: 'string' },
       chat: { type: 'boolean', default: false },
       system: { type: 'string' },
@@ -75,6 +77,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
     throw new TemperError(`generate: ${tokDir} has no tokenizer.json; pass --tokenizer PATH`);
   const tok = await Tokenizer.fromDir(tokDir);
   const model = loadModelFromDir(dir);
+  if (v.adapter) loadAdapter(model, v.adapter);
   if (!(model instanceof CausalLM)) throw new TemperError(`generate: ${dir} is a ${model.config.architectures[0]}, not a causal language model`);
   if (tok.vocabSize > model.config.vocabSize)
     throw new TemperError(`generate: the tokenizer in ${tokDir} has ${tok.vocabSize} tokens but the model's vocab_size is ${model.config.vocabSize}`);
