@@ -320,7 +320,7 @@ constexpr int64_t DECODE_MAX_TQ = 8;
 
 TEMPER_CLONES void decode_task(const Attn& a, int64_t b, int64_t g, float* out, float* lse, std::vector<float>& sc,
                                std::vector<float>& acc, std::vector<int32_t>& vis) {
-  const int64_t D = a.D, G = a.group(), qs = a.Hq * D, ks = a.Hkv * D, Tk = a.Tk;
+  const int64_t D = a.D, G = a.group(), ks = a.Hkv * D, Tk = a.Tk;
   const float* kb = a.k + (b * a.Tkc * a.Hkv + g) * D;
   const float* vb = a.v + (b * a.Tkc * a.Hkv + g) * D;
   const int32_t* km = a.key_mask ? a.key_mask + b * a.Tkc : nullptr;

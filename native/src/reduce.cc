@@ -103,7 +103,30 @@ TEMPER_CLONES static void sum_leading(const float* x, float* out, int64_t outer,
   }
 }
 
+// inner == 1 arg-reductions: a vectorized max (or min) and NaN scan, then the first index
+// holding it; the same answer as reduce_col (first NaN if any, else the first extremum).
+TEMPER_CLONES static void arg_rows_contig(int op, const float* x, int32_t* out, int64_t outer, int64_t R) {
+#pragma omp parallel for if (outer * R > (1 << 15)) schedule(static)
+  for (int64_t o = 0; o < outer; o++) {
+    const float* p = x + o * R;
+    float m = p[0];
+    int nan = 0;
+    if (op == R_ARGMAX) {
+#pragma omp simd reduction(max : m) reduction(| : nan)
+      for (int64_t r = 0; r < R; r++) { m = p[r] > m ? p[r] : m; nan |= p[r] != p[r]; }
+    } else {
+#pragma omp simd reduction(min : m) reduction(| : nan)
+      for (int64_t r = 0; r < R; r++) { m = p[r] < m ? p[r] : m; nan |= p[r] != p[r]; }
+    }
+    int64_t best = 0;
+    if (nan) { while (p[best] == p[best]) best++; }
+    else { while (p[best] != m) best++; }
+    out[o] = (int32_t)best;
+  }
+}
+
 void reduce_f32(int op, const float* x, void* out, int64_t outer, int64_t R, int64_t inner, int correction) {
+  if ((op == R_ARGMAX || op == R_ARGMIN) && inner == 1 && R > 0) return arg_rows_contig(op, x, (int32_t*)out, outer, R);
   if (op == R_SUM || op == R_MEAN) {
     double scale = op == R_MEAN ? 1.0 / (double)R : 1.0;
     if (R == 0) { fill_f32((float*)out, outer * inner, op == R_MEAN ? NAN : 0.0f); return; }
