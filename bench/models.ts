@@ -67,8 +67,8 @@ function report(o: ModelBenchOptions, row: Record<string, unknown>, text: string
   process.stdout.write((o.json ? JSON.stringify(row) : text) + '\n');
 }
 
-/** Median ms of one full fine-tuning step (forward, loss, backward, AdamW) of the llama class at a shape. */
-export function timeTrainStep(s: Shape, repeats: number): number {
+/** Median (or mean) ms of one full fine-tuning step (forward, loss, backward, AdamW) of the llama class at a shape. */
+export function timeTrainStep(s: Shape, repeats: number, stat: 'median' | 'mean' = 'median', warmup = 1): number {
   const model = buildModel(s).train();
   const params = model.parameters();
   const state = params.map((p) => [T.keep(T.zerosLike(p)), T.keep(T.zerosLike(p))] as const);
@@ -84,7 +84,7 @@ export function timeTrainStep(s: Shape, repeats: number): number {
     T.noGrad(() => params.forEach((p, i) => T.adamwStep(p, p.grad!, state[i]![0], state[i]![1], { lr: 1e-5, weightDecay: 0, step: stepNo })));
     model.zeroGrad();
   };
-  step();
+  for (let i = 0; i < warmup; i++) step();
   const times: number[] = [];
   for (let i = 0; i < repeats; i++) {
     const t0 = process.hrtime.bigint();
@@ -94,7 +94,7 @@ export function timeTrainStep(s: Shape, repeats: number): number {
   ids.dispose();
   state.flat().forEach((t) => t.dispose());
   model.dispose();
-  return median(times);
+  return stat === 'median' ? median(times) : times.reduce((a, b) => a + b, 0) / times.length;
 }
 
 /** One full fine-tuning step (forward, loss, backward, AdamW), median of `repeats`, against the peers. */

@@ -1,6 +1,7 @@
 // `temper bench sft`: SFT end to end (dataset load, tokenization, packing, batch assembly,
 // the step, logging) on the tiny train shape, against the raw `bench train` step of the
-// same shape in the same run. The pipeline's cost is 1 - (SFT tokens/s) / (raw tokens/s).
+// same shape in the same run, both as mean step times after 5 warm-up steps. The
+// pipeline's cost is 1 - (SFT tokens/s) / (raw tokens/s).
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,10 @@ import { SFT_SCHEMA } from '../src/algorithms/sft_config.js';
 import { runSft } from '../src/algorithms/sft.js';
 import { TRAIN_SHAPES, buildModel, timeTrainStep } from './models.js';
 
+const WARMUP = 5;
+
 export function runSftBench(o: { json: boolean; steps: number }): Promise<void> {
+  if (o.steps <= WARMUP) throw new T.TemperError(`bench sft: --steps must be more than the ${WARMUP} warm-up steps`);
   return (async () => {
     const s = TRAIN_SHAPES.tiny;
     const work = mkdtempSync(join(tmpdir(), 'temper-bench-sft-'));
@@ -22,7 +26,8 @@ export function runSftBench(o: { json: boolean; steps: number }): Promise<void> 
       const tokDir = T.resolveBuiltin('builtin:tiny', 'model')!;
       for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(tokDir, f), join(modelDir, f));
 
-      const raw = timeTrainStep(s, 5);
+      // Both sides: mean step time after the same warm-up (the allocator settles over a few steps).
+      const raw = timeTrainStep(s, o.steps - WARMUP, 'mean', WARMUP);
       const rawTps = ((s.batch * s.seq) / raw) * 1e3;
       const out = join(work, 'run');
       const t0 = Date.now();
@@ -33,8 +38,7 @@ export function runSftBench(o: { json: boolean; steps: number }): Promise<void> 
       }));
       const wall = (Date.now() - t0) / 1000;
       const entries = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
-      // Steady state: skip the first step (warm-up), as the raw timing does.
-      const steady = entries.slice(1);
+      const steady = entries.slice(WARMUP);
       const tokens = steady.reduce((n, e) => n + e.num_tokens!, 0);
       const secs = steady.reduce((n, e) => n + e.num_tokens! / e.tokens_per_second!, 0);
       const sftTps = tokens / secs;

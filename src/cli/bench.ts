@@ -19,7 +19,7 @@ prints both with the ratio peer_time / temper_time):
   generate   batched sampling, 64 sequences x 128 new tokens on the smollm-135m shape,
              temperature 1, KV cache              [--batch B] [--new_tokens N] [--prompt_length P]
   sft        SFT end to end (data, packing, step, logging) on the tiny shape vs the raw
-             train step of the same shape in the same run   [--steps N (20)]
+             train step of the same shape in the same run   [--steps N (30)]
 
   --json      one JSON object per line: {"suite","case","temper","peer","peer_name","unit","ratio",...}
   --no-peer   skip PyTorch
@@ -76,7 +76,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       });
       return 0;
     case 'sft':
-      await runSftBench({ json: values.json!, steps: posInt('steps', values.steps, 20) });
+      await runSftBench({ json: values.json!, steps: posInt('steps', values.steps, 30) });
       return 0;
     default:
       throw new TemperError(`bench: unknown suite '${suite}' (available: ops, train, generate, sft)`);
