@@ -6,6 +6,7 @@ import { TemperError } from '../tensor/index.js';
 import { runOpsBench, OPS_CASES } from '../../bench/ops.js';
 import { TRAIN_SHAPES, runGenerateBench, runTrainBench, type ShapeName } from '../../bench/models.js';
 import { runSftBench } from '../../bench/sft.js';
+import { runMergeBench } from '../../bench/merge.js';
 
 export const BENCH_HELP = `Usage: temper bench <suite> [--json] [--no-peer] [options]
 
@@ -20,6 +21,8 @@ prints both with the ratio peer_time / temper_time):
              temperature 1, KV cache              [--batch B] [--new_tokens N] [--prompt_length P]
   sft        SFT end to end (data, packing, step, logging) on the tiny shape vs the raw
              train step of the same shape in the same run   [--steps N (30)]
+  merge      dare_ties of 3 fine-tunes of a smollm-135m-shaped model vs bench/torch_merge.py:
+             wall time and peak RSS of both
 
   --json      one JSON object per line: {"suite","case","temper","peer","peer_name","unit","ratio",...}
   --no-peer   skip PyTorch
@@ -78,7 +81,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
     case 'sft':
       await runSftBench({ json: values.json!, steps: posInt('steps', values.steps, 30) });
       return 0;
+    case 'merge':
+      runMergeBench({ json: values.json!, peer });
+      return 0;
     default:
-      throw new TemperError(`bench: unknown suite '${suite}' (available: ops, train, generate, sft)`);
+      throw new TemperError(`bench: unknown suite '${suite}' (available: ops, train, generate, sft, merge)`);
   }
 }
