@@ -154,3 +154,21 @@ test('report.html is self-contained: inline SVG charts of the logged metrics, th
   assert.doesNotMatch(html, /<script|https?:\/\//);
   assert.match(html, /<th>steps<\/th><td>4<\/td>/);
 });
+
+test('report.html renders in headless Chromium (when installed)', async (t) => {
+  const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+  if (!chromium) return t.skip('chromium not installed');
+  const out = tmp();
+  const m = T.loadModelFromDir(fixture) as T.CausalLM;
+  await trainLoop(config(out, { maxSteps: 6 }), hooksFor(m, rowsOf(6, 5, 6), 1));
+  m.dispose();
+  const { writeReport } = await import('../src/train/index.js');
+  const page = writeReport(out);
+  const png = join(out, 'shot.png');
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync(chromium, ['--headless', '--no-sandbox', '--disable-gpu', `--screenshot=${png}`, '--window-size=1000,900', `file://${page}`], { timeout: 60_000 });
+  assert.equal(r.status, 0, String(r.stderr));
+  const bytes = readFileSync(png);
+  assert.equal(bytes.subarray(1, 4).toString(), 'PNG');
+  assert.ok(bytes.length > 20_000, `a page with charts, not a blank one (${bytes.length} bytes)`);
+});
