@@ -14,7 +14,7 @@ Commands:
   generate        stream a completion from a model folder or hub id
   tokenize        print the token ids of a text (one JSON array)
   chat-template   render a conversation with a tokenizer's chat template
-  bench           benchmarks against PyTorch in the same run: ops, train, generate
+  bench           benchmarks against PyTorch in the same run: ops, train, generate, sft, merge
 
 Options:
   -h, --help     show help (also: temper <command> --help)
