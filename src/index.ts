@@ -5,3 +5,4 @@ export * from './models/index.js';
 export * from './io/index.js';
 export * from './text/index.js';
 export * from './generate/index.js';
+export * from './merge/index.js';

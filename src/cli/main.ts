@@ -9,6 +9,7 @@ Commands:
   demo            the built-in default: LoRA fine-tune a tiny model on CPU, accuracy before/after
   sft             supervised fine-tuning (full or LoRA) from a YAML config and/or flags
   merge-lora      merge a PEFT LoRA adapter into its base model
+  merge           merge models with a mergekit YAML (linear, ties, dare, slerp, ...)
   report          write report.html for a run folder
   builtin         list the built-in model and datasets (builtin:NAME)
   generate        stream a completion from a model folder or hub id
@@ -30,6 +31,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
   demo: async () => (await import('./demo.js')).demoCommand,
   sft: async () => (await import('./sft.js')).sftCommand,
   'merge-lora': async () => (await import('./merge_lora.js')).mergeLoraCommand,
+  merge: async () => (await import('./merge.js')).mergeCommand,
   report: async () => (await import('./report.js')).reportCommand,
   builtin: async () => (await import('./builtin.js')).builtinCommand,
   bench: async () => (await import('./bench.js')).benchCommand,

@@ -1,0 +1,69 @@
+// The generalized task-arithmetic algorithm shared by task_arithmetic, ties, dare_* and
+// breadcrumbs* (mergekit `generalized_task_arithmetic.py`), steps 1-6 of ALGORITHMS.md:
+// δ_i = x_i − base; sparsify; ×weight; optional sign consensus; Σ, normalize; ×lambda; + base.
+import { TemperError } from '../../tensor/index.js';
+import { bernoulli, breadcrumbs, magnitude } from './sparsify.js';
+import { bool, num, type ParamSpec, type TensorInputs } from './types.js';
+
+export type Sparsify = 'none' | 'magnitude' | 'random' | 'breadcrumbs';
+
+export const WEIGHT: ParamSpec = { name: 'weight', required: true, doc: 'scale of this model’s task vector' };
+export const DENSITY: ParamSpec = { name: 'density', default: 1, doc: 'fraction of task-vector entries kept' };
+export const LAMBDA: ParamSpec = { name: 'lambda', default: 1, doc: 'scale of the merged task vector' };
+export const INT8_MASK: ParamSpec = { name: 'int8_mask', default: false, doc: 'accepted for mergekit compatibility (masks are never materialized here)' };
+export const normalize = (dflt: boolean): ParamSpec => ({ name: 'normalize', default: dflt, doc: 'divide by the sum of the (agreeing) weights' });
+
+export function taskArithmetic(inp: TensorInputs, sparsify: Sparsify, consensus: boolean): Float32Array {
+  const base = inp.base;
+  if (!base) throw new TemperError(`tensor '${inp.name}': this method needs base_model`);
+  const n = base.length, M = inp.models.length;
+  const g = inp.global;
+  // Steps 1-3: δ_i = x_i − base, sparsified, then ×w_i (w_i kept aside for the divisor).
+  const weighted: Float32Array[] = [];
+  const weights: number[] = [];
+  for (let m = 0; m < M; m++) {
+    const x = inp.models[m]!, p = inp.params[m]!;
+    const d = new Float32Array(n);
+    for (let i = 0; i < n; i++) d[i] = x[i]! - base[i]!;
+    const density = sparsify === 'none' ? 1 : num(p.density, `'${inp.name}' density`);
+    if (sparsify === 'magnitude') magnitude(d, density, inp.name);
+    else if (sparsify === 'breadcrumbs') breadcrumbs(d, density, num(p.gamma, `'${inp.name}' gamma`));
+    else if (sparsify === 'random') {
+      const mode = !bool(g.rescale) ? 'none' : g.rescale_mode === 'l1' ? 'l1' : 'exact';
+      bernoulli(d, density, mode, inp.rng(m));
+    }
+    const w = num(p.weight, `'${inp.name}' weight`);
+    for (let i = 0; i < n; i++) d[i] = d[i]! * w;
+    weighted.push(d);
+    weights.push(w);
+  }
+  const norm = bool(g.normalize);
+  const lambda = num(g.lambda, `'${inp.name}' lambda`);
+  let wsum = weights.reduce((a, b) => a + b, 0);
+  if (Math.abs(wsum) < 1e-8) wsum = 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let mixed = 0, div = 0;
+    if (consensus) {
+      // Step 4: majority = sign(Σ w·δ) with ≥0 → +1; pruned zeros never agree.
+      let s = 0;
+      for (let m = 0; m < M; m++) s += weighted[m]![i]!;
+      const majority = s >= 0 ? 1 : -1;
+      for (let m = 0; m < M; m++) {
+        const v = weighted[m]![i]!;
+        if (Math.sign(v) === majority) {
+          mixed += v;
+          div += weights[m]!;
+        }
+      }
+      if (div === 0) div = 1;
+    } else {
+      for (let m = 0; m < M; m++) mixed += weighted[m]![i]!;
+      div = wsum;
+    }
+    // Steps 5-6.
+    if (norm) mixed /= div;
+    out[i] = base[i]! + lambda * mixed;
+  }
+  return out;
+}

@@ -1,0 +1,48 @@
+// The contract every merge method implements: declared parameters (with defaults) and one
+// pure per-tensor function over host float32 arrays. Merging is per tensor, so memory stays
+// at (models + 2) x one tensor. Not I/O: src/merge/merge.ts reads and writes checkpoints.
+import type { Scalar } from '../config.js';
+
+export interface ParamSpec {
+  name: string;
+  /** Default value; absent with `required` = the YAML must set it. */
+  default?: Scalar;
+  required?: boolean;
+  doc: string;
+}
+
+/** One tensor's inputs, already read as float32 and shape-rectified. */
+export interface TensorInputs {
+  /** Tensor name, e.g. model.layers.0.mlp.up_proj.weight */
+  name: string;
+  /** The base model's tensor (null for methods without a base). */
+  base: Float32Array | null;
+  /** The other models' tensors, in YAML order (the base excluded for task methods and slerp). */
+  models: Float32Array[];
+  /** Per-model parameters resolved for this tensor (model > global > default), parallel to `models`. */
+  params: Record<string, Scalar>[];
+  /** Global parameters resolved for this tensor (global > default). */
+  global: Record<string, Scalar>;
+  /** A seeded uniform [0,1) stream for model i; the same seed, tensor and model give the same stream. */
+  rng: (modelIndex: number) => () => number;
+}
+
+export interface MergeMethod {
+  name: string;
+  /** The paper (or code) the method implements. */
+  paper: string;
+  /** 'none': no base (linear); 'task': task vectors against base_model; 'slerp': base + exactly one other. */
+  kind: 'none' | 'task' | 'slerp';
+  /** Read from the top-level `parameters:` only. */
+  globalParams: ParamSpec[];
+  /** Read from each model's `parameters:`, falling back to the top-level ones. */
+  modelParams: ParamSpec[];
+  merge(inp: TensorInputs): Float32Array;
+}
+
+export const num = (v: Scalar | undefined, what: string): number => {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  throw new Error(`${what}: expected a number, got ${JSON.stringify(v)}`);
+};
+export const bool = (v: Scalar | undefined): boolean => v === true || v === 1 || v === 'true';
