@@ -5,7 +5,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { TemperError, type Tensor } from '../tensor/index.js';
+import { Generator, TemperError, rand, type Tensor } from '../tensor/index.js';
 import { CheckpointReader } from '../io/sharded.js';
 import { ShardWriter, floatBytes } from '../io/shard_writer.js';
 import { tensorBytes, type SaveDType } from '../io/safetensors.js';
@@ -152,8 +152,8 @@ function sliceTo(data: Float32Array, shape: readonly number[], want: readonly nu
   return out;
 }
 
-/** sfc32 seeded by a cyrb128 hash of (seed, tensor, model): independent of processing order. */
-function seededStream(key: string): () => number {
+/** n uniforms from temper's counter-based generator, seeded by a cyrb128 hash of (seed, tensor, model). */
+function seededUniforms(key: string, n: number): Float32Array {
   let h1 = 1779033703, h2 = 3144134277, h3 = 1013904242, h4 = 2773480762;
   for (let i = 0; i < key.length; i++) {
     const k = key.charCodeAt(i);
@@ -164,20 +164,13 @@ function seededStream(key: string): () => number {
   }
   h1 = Math.imul(h3 ^ (h1 >>> 18), 597399067);
   h2 = Math.imul(h4 ^ (h2 >>> 22), 2869860233);
-  h3 = Math.imul(h1 ^ (h3 >>> 17), 951274213);
-  h4 = Math.imul(h2 ^ (h4 >>> 19), 2716044179);
-  let a = (h1 ^ h2 ^ h3 ^ h4) >>> 0, b = (h2 ^ h1) >>> 0, c = (h3 ^ h1) >>> 0, d = (h4 ^ h1) >>> 0;
-  const next = () => {
-    const t = (((a + b) | 0) + d) | 0;
-    d = (d + 1) | 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) | 0;
-    c = (c << 21) | (c >>> 11);
-    c = (c + t) | 0;
-    return (t >>> 0) / 4294967296;
-  };
-  for (let i = 0; i < 12; i++) next();
-  return next;
+  const seed = (BigInt((h1 ^ h2) >>> 0) << 32n) | BigInt((h2 ^ h3) >>> 0);
+  const t = rand([n], { generator: new Generator(seed) });
+  try {
+    return t.toArray() as Float32Array;
+  } finally {
+    t.dispose();
+  }
 }
 
 function resolveAll(specs: ParamSpec[], sources: Record<string, import('./config.js').ParamValue>[], name: string, nLayers: number, where: string): Record<string, Scalar> {
@@ -315,7 +308,7 @@ export async function runMerge(config: MergeConfig, outputDir: string, opts: Mer
         if (isEmbed && outShape[0] !== refShape[0]) vocabRows = outShape[0]!;
         const params = otherEntries.map((m, i) => resolveAll(method.modelParams, [m.parameters, config.parameters], name, nLayers, `${where} models[${config.models.indexOf(m)}] (${others[i]!.ref})`));
         const global = resolveAll(method.globalParams, [config.parameters], name, nLayers, where);
-        const merged = method.merge({ name, base: baseData, models, params, global, rng: (m) => seededStream(`${seed}\u0000${name}\u0000${m}`) });
+        const merged = method.merge({ name, base: baseData, models, params, global, uniforms: (m, n) => seededUniforms(`${seed}\u0000${name}\u0000${m}`, n) });
         writer.add(name, outDtype, outShape, floatBytes(merged, outDtype));
         opts.onProgress?.(idx + 1, names.length, writer.bytes);
       });

@@ -18,23 +18,23 @@ export function taskArithmetic(inp: TensorInputs, sparsify: Sparsify, consensus:
   if (!base) throw new TemperError(`tensor '${inp.name}': this method needs base_model`);
   const n = base.length, M = inp.models.length;
   const g = inp.global;
-  // Steps 1-3: δ_i = x_i − base, sparsified, then ×w_i (w_i kept aside for the divisor).
-  const weighted: Float32Array[] = [];
+  // Steps 1-3: δ_i = x_i − base, sparsified, ×w_i; stored interleaved (W[i·M + m]) so the
+  // per-element consensus below reads one contiguous run.
+  const W = new Float32Array(n * M);
   const weights: number[] = [];
+  const d = new Float32Array(n);
   for (let m = 0; m < M; m++) {
     const x = inp.models[m]!, p = inp.params[m]!;
-    const d = new Float32Array(n);
     for (let i = 0; i < n; i++) d[i] = x[i]! - base[i]!;
     const density = sparsify === 'none' ? 1 : num(p.density, `'${inp.name}' density`);
     if (sparsify === 'magnitude') magnitude(d, density, inp.name);
     else if (sparsify === 'breadcrumbs') breadcrumbs(d, density, num(p.gamma, `'${inp.name}' gamma`));
-    else if (sparsify === 'random') {
+    else if (sparsify === 'random' && density < 1) {
       const mode = !bool(g.rescale) ? 'none' : g.rescale_mode === 'l1' ? 'l1' : 'exact';
-      bernoulli(d, density, mode, inp.rng(m));
+      bernoulli(d, density, mode, inp.uniforms(m, n));
     }
     const w = num(p.weight, `'${inp.name}' weight`);
-    for (let i = 0; i < n; i++) d[i] = d[i]! * w;
-    weighted.push(d);
+    for (let i = 0; i < n; i++) W[i * M + m] = d[i]! * w;
     weights.push(w);
   }
   const norm = bool(g.normalize);
@@ -42,23 +42,23 @@ export function taskArithmetic(inp: TensorInputs, sparsify: Sparsify, consensus:
   let wsum = weights.reduce((a, b) => a + b, 0);
   if (Math.abs(wsum) < 1e-8) wsum = 1;
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
+  for (let i = 0, at = 0; i < n; i++, at += M) {
     let mixed = 0, div = 0;
     if (consensus) {
       // Step 4: majority = sign(Σ w·δ) with ≥0 → +1; pruned zeros never agree.
       let s = 0;
-      for (let m = 0; m < M; m++) s += weighted[m]![i]!;
-      const majority = s >= 0 ? 1 : -1;
+      for (let m = 0; m < M; m++) s += W[at + m]!;
+      const pos = s >= 0;
       for (let m = 0; m < M; m++) {
-        const v = weighted[m]![i]!;
-        if (Math.sign(v) === majority) {
+        const v = W[at + m]!;
+        if (pos ? v > 0 : v < 0) {
           mixed += v;
           div += weights[m]!;
         }
       }
       if (div === 0) div = 1;
     } else {
-      for (let m = 0; m < M; m++) mixed += weighted[m]![i]!;
+      for (let m = 0; m < M; m++) mixed += W[at + m]!;
       div = wsum;
     }
     // Steps 5-6.

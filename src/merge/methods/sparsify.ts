@@ -74,13 +74,13 @@ export function magnitude(delta: Float32Array, density: number, name: string): F
  * divides the kept entries by density (the paper, E[δ'] = δ); 'l1' multiplies by
  * ‖δ‖₁/‖kept‖₁ (mergekit since be52668); 'none' only drops.
  */
-export function bernoulli(delta: Float32Array, density: number, rescale: 'exact' | 'l1' | 'none', rand: () => number): Float32Array {
+export function bernoulli(delta: Float32Array, density: number, rescale: 'exact' | 'l1' | 'none', u: Float32Array): Float32Array {
   if (density >= 1) return delta;
   let before = 0, after = 0;
   for (let i = 0; i < delta.length; i++) {
     const v = delta[i]!;
     before += Math.abs(v);
-    if (rand() < density) after += Math.abs(v);
+    if (u[i]! < density) after += Math.abs(v);
     else delta[i] = 0;
   }
   const scale = rescale === 'exact' ? 1 / density : rescale === 'l1' ? (after > 0 ? before / after : 1) : 1;

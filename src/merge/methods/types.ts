@@ -23,8 +23,11 @@ export interface TensorInputs {
   params: Record<string, Scalar>[];
   /** Global parameters resolved for this tensor (global > default). */
   global: Record<string, Scalar>;
-  /** A seeded uniform [0,1) stream for model i; the same seed, tensor and model give the same stream. */
-  rng: (modelIndex: number) => () => number;
+  /**
+   * n seeded uniforms in [0, 1) for model i, drawn natively (counter-based): the same seed,
+   * tensor and model give the same values, whatever the processing order.
+   */
+  uniforms: (modelIndex: number, n: number) => Float32Array;
 }
 
 export interface MergeMethod {
