@@ -25,17 +25,23 @@ export function taskArithmetic(inp: TensorInputs, sparsify: Sparsify, consensus:
   const d = new Float32Array(n);
   for (let m = 0; m < M; m++) {
     const x = inp.models[m]!, p = inp.params[m]!;
-    for (let i = 0; i < n; i++) d[i] = x[i]! - base[i]!;
     const density = sparsify === 'none' ? 1 : num(p.density, `'${inp.name}' density`);
+    const w = num(p.weight, `'${inp.name}' weight`);
+    weights.push(w);
+    const rescale = !bool(g.rescale) ? 'none' : g.rescale_mode === 'l1' ? 'l1' : 'exact';
+    if (sparsify === 'none' || density >= 1 || (sparsify === 'random' && rescale !== 'l1')) {
+      // One fused pass: δ, the DARE keep test and its exact rescale, ×w.
+      const u = sparsify === 'random' && density < 1 ? inp.uniforms(m, n) : null;
+      const kw = u && rescale === 'exact' ? w / density : w;
+      if (u) for (let i = 0; i < n; i++) W[i * M + m] = u[i]! < density ? (x[i]! - base[i]!) * kw : 0;
+      else for (let i = 0; i < n; i++) W[i * M + m] = (x[i]! - base[i]!) * w;
+      continue;
+    }
+    for (let i = 0; i < n; i++) d[i] = x[i]! - base[i]!;
     if (sparsify === 'magnitude') magnitude(d, density, inp.name);
     else if (sparsify === 'breadcrumbs') breadcrumbs(d, density, num(p.gamma, `'${inp.name}' gamma`));
-    else if (sparsify === 'random' && density < 1) {
-      const mode = !bool(g.rescale) ? 'none' : g.rescale_mode === 'l1' ? 'l1' : 'exact';
-      bernoulli(d, density, mode, inp.uniforms(m, n));
-    }
-    const w = num(p.weight, `'${inp.name}' weight`);
+    else bernoulli(d, density, rescale, inp.uniforms(m, n));
     for (let i = 0; i < n; i++) W[i * M + m] = d[i]! * w;
-    weights.push(w);
   }
   const norm = bool(g.normalize);
   const lambda = num(g.lambda, `'${inp.name}' lambda`);
@@ -46,17 +52,15 @@ export function taskArithmetic(inp: TensorInputs, sparsify: Sparsify, consensus:
     let mixed = 0, div = 0;
     if (consensus) {
       // Step 4: majority = sign(Σ w·δ) with ≥0 → +1; pruned zeros never agree.
-      let s = 0;
-      for (let m = 0; m < M; m++) s += W[at + m]!;
-      const pos = s >= 0;
+      let sp = 0, sn = 0, wp = 0, wn = 0;
       for (let m = 0; m < M; m++) {
         const v = W[at + m]!;
-        if (pos ? v > 0 : v < 0) {
-          mixed += v;
-          div += weights[m]!;
-        }
+        if (v > 0) (sp += v), (wp += weights[m]!);
+        else if (v < 0) (sn += v), (wn += weights[m]!);
       }
-      if (div === 0) div = 1;
+      const pos = sp + sn >= 0;
+      mixed = pos ? sp : sn;
+      div = (pos ? wp : wn) || 1;
     } else {
       for (let m = 0; m < M; m++) mixed += W[at + m]!;
       div = wsum;
