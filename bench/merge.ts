@@ -46,6 +46,9 @@ export function runMergeBench(o: { json: boolean; peer: boolean }): void {
     }
     original.forEach(([, t]) => t.dispose());
     model.dispose();
+    T.emptyCache();
+    // Both sides start with the inputs flushed to disk (still in the page cache), not mid-writeback.
+    spawnSync('sync');
     const cfg = join(work, 'dare_ties.yaml');
     writeFileSync(cfg, [
       'merge_method: dare_ties',

@@ -33,7 +33,7 @@ export function taskArithmetic(inp: TensorInputs, sparsify: Sparsify, consensus:
       // One fused pass: δ, the DARE keep test and its exact rescale, ×w.
       const u = sparsify === 'random' && density < 1 ? inp.uniforms(m, n) : null;
       const kw = u && rescale === 'exact' ? w / density : w;
-      if (u) for (let i = 0; i < n; i++) W[i * M + m] = u[i]! < density ? (x[i]! - base[i]!) * kw : 0;
+      if (u) for (let i = 0; i < n; i++) W[i * M + m] = (x[i]! - base[i]!) * kw * (+(u[i]! < density)); // branch-free: random keeps mispredict
       else for (let i = 0; i < n; i++) W[i * M + m] = (x[i]! - base[i]!) * w;
       continue;
     }
@@ -54,9 +54,12 @@ export function taskArithmetic(inp: TensorInputs, sparsify: Sparsify, consensus:
       // Step 4: majority = sign(Σ w·δ) with ≥0 → +1; pruned zeros never agree.
       let sp = 0, sn = 0, wp = 0, wn = 0;
       for (let m = 0; m < M; m++) {
-        const v = W[at + m]!;
-        if (v > 0) (sp += v), (wp += weights[m]!);
-        else if (v < 0) (sn += v), (wn += weights[m]!);
+        // Branch-free: task-vector signs are close to random, so branches mispredict.
+        const v = W[at + m]!, p = +(v > 0), q = +(v < 0), w = weights[m]!;
+        sp += v * p;
+        wp += w * p;
+        sn += v * q;
+        wn += w * q;
       }
       const pos = sp + sn >= 0;
       mixed = pos ? sp : sn;
