@@ -189,7 +189,33 @@ test('config errors name the key', async () => {
   bad({ merge_method: 'linear', models: [{ model: 'a' }], tokenizer_source: 'union' }, /union' is not supported yet/);
   bad({ merge_method: 'linear', models: [{ model: 'a' }], dtype: 'float64' }, /'dtype' must be one of/);
   bad({ merge_method: 'della', models: [{ model: 'a' }] }, /merge_method 'della' is not supported/);
-  bad({ merge_method: 'linear', slices: [] , models: [{ model: 'a' }]}, /'slices' is not supported yet/);
+  bad({ merge_method: 'linear', slices: [{ sources: [{ model: 'a', layer_range: [0, 1] }] }] }, /'slices' is supported with merge_method passthrough only/);
+  bad({ merge_method: 'passthrough', slices: [{ sources: [{ model: 'a', layer_range: [2, 1] }] }] }, /layer_range' must be \[from, to\)/);
+  bad({ merge_method: 'passthrough', slices: [{ sources: [{ model: 'a', layer_range: [0, 1] }, { model: 'b', layer_range: [0, 1] }] }] }, /exactly one source/);
+});
+
+test('passthrough with slices stacks layers, renumbered, and the result loads and runs', async () => {
+  const out = tmp();
+  const cfg = T.parseMergeConfig({
+    merge_method: 'passthrough',
+    slices: [
+      { sources: [{ model: join(root, 'base'), layer_range: [0, 2] }] },
+      { sources: [{ model: join(root, 'ft_a'), layer_range: [1, 2] }] },
+    ],
+  });
+  await T.runMerge(cfg, out, quiet);
+  const got = readAll(out), base = readAll(join(root, 'base')), ftA = readAll(join(root, 'ft_a'));
+  const same = (a: { data: Float32Array }, b: { data: Float32Array }) => assert.deepEqual([...a.data], [...b.data]);
+  same(got.get('model.layers.0.mlp.up_proj.weight')!, base.get('model.layers.0.mlp.up_proj.weight')!);
+  same(got.get('model.layers.1.self_attn.q_proj.weight')!, base.get('model.layers.1.self_attn.q_proj.weight')!);
+  same(got.get('model.layers.2.self_attn.q_proj.weight')!, ftA.get('model.layers.1.self_attn.q_proj.weight')!);
+  same(got.get('model.embed_tokens.weight')!, base.get('model.embed_tokens.weight')!);
+  assert.ok(!got.has('model.layers.3.self_attn.q_proj.weight'));
+  assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).num_hidden_layers, 3);
+  const m = T.loadModelFromDir(out) as T.CausalLM;
+  T.noGrad(() => T.scope(() => assert.ok([...m.forward({ inputIds: T.tensor([[1, 2, 3]], { dtype: 'i32' }) }).logits.toArray()].every(Number.isFinite))));
+  m.dispose();
+  await assert.rejects(T.runMerge(T.parseMergeConfig({ merge_method: 'passthrough', slices: [{ sources: [{ model: join(root, 'base'), layer_range: [0, 5] }] }] }), tmp(), quiet), /has no tensor 'model\.layers\.2\./);
 });
 
 test('a shape mismatch names the tensor and both models', async () => {

@@ -18,6 +18,7 @@ at a few tensors plus one output shard.
 
 Methods:
 ${MERGE_METHODS.map((m) => `  ${m.name.padEnd(18)} ${m.paper}`).join('\n')}
+  ${'passthrough'.padEnd(18)} layer stacking with slices: [{sources: [{model, layer_range: [from, to]}]}]
 `;
 
 /** Runs `temper merge ARGV`; returns the exit code. Throws TemperError for bad input. */

@@ -34,9 +34,17 @@ export interface MergeConfig {
   tokenizer_source: string | null;
   /** A Jinja template, or 'auto' (keep the tokenizer's own). */
   chat_template: string | null;
+  /** passthrough layer stacking: output layers are these source layer ranges, in order. */
+  slices: MergeSlice[] | null;
 }
 
-const TOP_KEYS = ['merge_method', 'models', 'base_model', 'parameters', 'dtype', 'out_dtype', 'tokenizer_source', 'tokenizer', 'chat_template', 'name'];
+/** One output slice: layers [from, to) of one model (mergekit `slices: - sources: [{model, layer_range}]`). */
+export interface MergeSlice {
+  model: string;
+  layer_range: [number, number];
+}
+
+const TOP_KEYS = ['merge_method', 'models', 'slices', 'base_model', 'parameters', 'dtype', 'out_dtype', 'tokenizer_source', 'tokenizer', 'chat_template', 'name'];
 const DTYPES: Record<string, 'F32' | 'BF16' | 'F16'> = { float32: 'F32', fp32: 'F32', float16: 'F16', fp16: 'F16', half: 'F16', bfloat16: 'BF16', bf16: 'BF16' };
 
 function fail(where: string, msg: string): never {
@@ -90,12 +98,14 @@ function optString(v: unknown, key: string, where: string): string | null {
 export function parseMergeConfig(raw: unknown, where = 'merge config'): MergeConfig {
   if (!isRecord(raw)) fail(where, 'expected a mapping with merge_method and models');
   for (const k of Object.keys(raw)) {
-    if (k === 'slices' || k === 'modules') fail(where, `'${k}' is not supported yet (use 'models')`);
+    if (k === 'modules') fail(where, `'modules' is not supported yet (use 'models', or 'slices' with passthrough)`);
     if (!TOP_KEYS.includes(k)) fail(where, `unknown key '${k}' (expected one of ${TOP_KEYS.join(', ')})`);
   }
   if (typeof raw.merge_method !== 'string') fail(where, `'merge_method' is required (a method name such as linear, ties, slerp)`);
-  if (!Array.isArray(raw.models) || raw.models.length === 0) fail(where, `'models' is required: a non-empty list of {model, parameters}`);
-  const models = raw.models.map((m, i): MergeModelEntry => {
+  const slices = raw.slices === undefined ? null : parseSlices(raw.slices, raw.merge_method, where);
+  if (slices && raw.models !== undefined) fail(where, `'models' and 'slices' are mutually exclusive`);
+  if (!slices && (!Array.isArray(raw.models) || raw.models.length === 0)) fail(where, `'models' is required: a non-empty list of {model, parameters}`);
+  const models = (slices ? [] : (raw.models as unknown[])).map((m, i): MergeModelEntry => {
     if (typeof m === 'string') return { model: m, parameters: {} };
     if (!isRecord(m)) return fail(where, `'models[${i}]' must be a mapping {model, parameters}`);
     for (const k of Object.keys(m)) if (k !== 'model' && k !== 'parameters') fail(where, `'models[${i}]' has unknown key '${k}' (expected model, parameters)`);
@@ -125,7 +135,26 @@ export function parseMergeConfig(raw: unknown, where = 'merge config'): MergeCon
     out_dtype,
     tokenizer_source,
     chat_template: optString(raw.chat_template, 'chat_template', where),
+    slices,
   };
+}
+
+/** `slices:` for passthrough: each slice one source with an integer layer_range [from, to). */
+function parseSlices(raw: unknown, method: string, where: string): MergeSlice[] {
+  if (method !== 'passthrough') fail(where, `'slices' is supported with merge_method passthrough only (got '${method}')`);
+  if (!Array.isArray(raw) || raw.length === 0) fail(where, `'slices' must be a non-empty list of {sources: [{model, layer_range}]}`);
+  return raw.map((s, i): MergeSlice => {
+    if (!isRecord(s) || !Array.isArray(s.sources)) return fail(where, `'slices[${i}]' must be a mapping {sources: [...]}`);
+    for (const k of Object.keys(s)) if (k !== 'sources') fail(where, `'slices[${i}]' has unknown key '${k}' (expected sources)`);
+    if (s.sources.length !== 1) fail(where, `'slices[${i}].sources' must hold exactly one source for passthrough (merging within a slice is not supported yet)`);
+    const src = s.sources[0];
+    if (!isRecord(src) || typeof src.model !== 'string' || !src.model) return fail(where, `'slices[${i}].sources[0].model' is required`);
+    for (const k of Object.keys(src)) if (k !== 'model' && k !== 'layer_range') fail(where, `'slices[${i}].sources[0]' has unknown key '${k}' (expected model, layer_range)`);
+    const r = src.layer_range;
+    if (!Array.isArray(r) || r.length !== 2 || !r.every((x) => Number.isInteger(x) && x >= 0) || !(r[0] < r[1]))
+      fail(where, `'slices[${i}].sources[0].layer_range' must be [from, to) with 0 <= from < to (got ${JSON.stringify(r)})`);
+    return { model: src.model, layer_range: [r[0], r[1]] };
+  });
 }
 
 /** Reads and validates a mergekit YAML file. */

@@ -1,5 +1,5 @@
 // Model merging (mergekit-compatible YAML): config parsing, the method registry, the streaming merge.
-export { parseMergeConfig, readMergeConfig, resolveParam, layerIndex, type MergeConfig, type MergeModelEntry, type ParamValue, type FilterEntry, type Scalar } from './config.js';
+export { parseMergeConfig, readMergeConfig, resolveParam, layerIndex, type MergeConfig, type MergeModelEntry, type MergeSlice, type ParamValue, type FilterEntry, type Scalar } from './config.js';
 export { MERGE_METHODS, getMergeMethod } from './registry.js';
 export { runMerge, validateMergeConfig, type MergeOptions, type MergeResult } from './merge.js';
 export { slerpVectors } from './methods/slerp.js';

@@ -12,7 +12,7 @@ import { tensorBytes, type SaveDType } from '../io/safetensors.js';
 import { resolveModelRef } from '../io/hub.js';
 import { loadModelFromDir } from '../io/model_folder.js';
 import { ADAPTER_CONFIG, loadAdapter, readAdapterConfig } from '../io/peft.js';
-import { resolveParam, saveDTypeOf, type MergeConfig, type Scalar } from './config.js';
+import { resolveParam, saveDTypeOf, type MergeConfig, type MergeSlice, type Scalar } from './config.js';
 import { getMergeMethod } from './registry.js';
 import type { MergeMethod, ParamSpec } from './methods/types.js';
 
@@ -189,11 +189,12 @@ function resolveAll(specs: ParamSpec[], sources: Record<string, import('./config
   return out;
 }
 
-function modelCard(config: MergeConfig, method: MergeMethod): string {
-  const refs = [...new Set([...(config.base_model ? [config.base_model] : []), ...config.models.map((m) => m.model)])];
+function modelCard(config: MergeConfig, method: Pick<MergeMethod, 'name' | 'paper'>): string {
+  const refs = [...new Set([...(config.base_model ? [config.base_model] : []), ...config.models.map((m) => m.model), ...(config.slices ?? []).map((s) => s.model)])];
   const clean: Record<string, unknown> = { merge_method: config.merge_method };
   if (config.base_model) clean.base_model = config.base_model;
-  clean.models = config.models.map((m) => (Object.keys(m.parameters).length ? { model: m.model, parameters: m.parameters } : { model: m.model }));
+  if (config.slices) clean.slices = config.slices.map((s) => ({ sources: [{ model: s.model, layer_range: s.layer_range }] }));
+  else clean.models = config.models.map((m) => (Object.keys(m.parameters).length ? { model: m.model, parameters: m.parameters } : { model: m.model }));
   if (Object.keys(config.parameters).length) clean.parameters = config.parameters;
   for (const k of ['dtype', 'out_dtype', 'tokenizer_source', 'chat_template'] as const) if (config[k] !== null) clean[k] = config[k];
   return [
@@ -235,6 +236,7 @@ function writeJsonAtomic(path: string, value: unknown): void {
  * await runMerge(cfg, 'out/merged', { outShardSize: '2GB', seed: 1 });
  */
 export async function runMerge(config: MergeConfig, outputDir: string, opts: MergeOptions = {}): Promise<MergeResult> {
+  if (config.slices) return runPassthrough(config, config.slices, outputDir, opts);
   const method = validateMergeConfig(config);
   const seed = opts.seed ?? 0;
   const sources: Source[] = [];
@@ -336,5 +338,74 @@ export async function runMerge(config: MergeConfig, outputDir: string, opts: Mer
     return { tensors: names.length, bytes: totalSize, files };
   } finally {
     for (const s of sources) s.close();
+  }
+}
+
+const LAYER = /(\.layers\.|\.h\.)(\d+)\./;
+
+/**
+ * passthrough with slices (layer stacking, "frankenmerges"): the output's layers are the
+ * slices' source layers in order, renumbered from 0; every other tensor (embeddings, final
+ * norm, head) comes from the first slice's model. Tensors are copied, not combined.
+ */
+async function runPassthrough(config: MergeConfig, slices: MergeSlice[], outputDir: string, opts: MergeOptions): Promise<MergeResult> {
+  const where = 'merge (passthrough)';
+  const sources = new Map<string, Source>();
+  try {
+    for (const s of slices) if (!sources.has(s.model)) sources.set(s.model, await openSource(s.model));
+    for (const s of sources.values())
+      if (resolve(s.configDir) === resolve(outputDir)) throw new TemperError(`merge: output folder ${outputDir} is an input model folder`);
+    const first = sources.get(slices[0]!.model)!;
+    const cfgPath = join(first.configDir, 'config.json');
+    const modelConfig = existsSync(cfgPath) ? readJson(cfgPath) : {};
+    const outDtype: SaveDType =
+      opts.dtype ?? (config.out_dtype ? saveDTypeOf(config.out_dtype) : config.dtype ? saveDTypeOf(config.dtype) : FROM_TORCH[String(modelConfig.torch_dtype)] ?? 'F32');
+    // Output layer k = layer l of model m, in slice order.
+    const plan: [Source, number][] = [];
+    for (const s of slices) for (let l = s.layer_range[0]; l < s.layer_range[1]; l++) plan.push([sources.get(s.model)!, l]);
+    const names = first.keys();
+    const perLayer = names.filter((n) => LAYER.exec(n)?.[2] === '0');
+    if (perLayer.length === 0) throw new TemperError(`${where}: '${first.ref}' has no layer tensors (names with .layers.N. or .h.N.)`);
+    const outNames: [string, Source, string][] = names.filter((n) => !LAYER.test(n)).map((n) => [n, first, n]);
+    plan.forEach(([src, l], k) => {
+      for (const t of perLayer) {
+        const from = t.replace(LAYER, `$1${l}.`);
+        if (!src.has(from)) throw new TemperError(`${where}: '${src.ref}' has no tensor '${from}' (layer ${l} is outside the model, or its layers differ from '${first.ref}')`);
+        outNames.push([t.replace(LAYER, `$1${k}.`), src, from]);
+      }
+    });
+    mkdirSync(outputDir, { recursive: true });
+    const writer = new ShardWriter(outputDir, { maxShardSize: opts.outShardSize ?? '5GB' });
+    try {
+      outNames.forEach(([out, src, from], i) => {
+        const t = src.tensor(from);
+        try {
+          if (t.dtype === 'i32' || t.dtype === 'bool') {
+            const { dtype, bytes } = tensorBytes(t);
+            writer.add(out, dtype, t.shape, bytes);
+          } else {
+            writer.add(out, outDtype, [...t.shape], floatBytes(hostF32(t), outDtype));
+          }
+        } finally {
+          if (!t.disposed) t.dispose();
+        }
+        opts.onProgress?.(i + 1, outNames.length, writer.bytes);
+      });
+    } catch (e) {
+      writer.abort();
+      throw e;
+    }
+    const { files, totalSize } = writer.finish();
+    const gen = join(first.configDir, 'generation_config.json');
+    if (existsSync(gen)) copyFileSync(gen, join(outputDir, 'generation_config.json'));
+    if (opts.copyTokenizer || config.tokenizer_source) for (const f of TOKENIZER_FILES) if (existsSync(join(first.configDir, f))) copyFileSync(join(first.configDir, f), join(outputDir, f));
+    writeFileSync(join(outputDir, 'README.md'), modelCard(config, { name: 'passthrough', paper: 'layer stacking, as mergekit passthrough with slices' }));
+    const outConfig: Record<string, unknown> = { ...modelConfig, torch_dtype: TORCH_DTYPE[outDtype] };
+    if ('n_layer' in modelConfig) outConfig.n_layer = plan.length;
+    else outConfig.num_hidden_layers = plan.length;
+    writeJsonAtomic(join(outputDir, 'config.json'), outConfig);
+    return { tensors: outNames.length, bytes: totalSize, files };
+  } finally {
+    for (const s of sources.values()) s.close();
   }
 }
