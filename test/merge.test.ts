@@ -186,7 +186,8 @@ test('config errors name the key', async () => {
   bad({ merge_method: 'slerp', base_model: 'b', models: [{ model: 'a' }, { model: 'c' }], parameters: { t: 0.5 } }, /exactly 2 models/);
   bad({ merge_method: 'slerp', base_model: 'b', models: [{ model: 'b' }, { model: 'a' }] }, /'parameters\.t' is required/);
   bad({ merge_method: 'linear', models: [{ model: 'a', parameters: { weight: [{ filter: 1, value: 1 }] } }] }, /filter' must be a string/);
-  bad({ merge_method: 'linear', models: [{ model: 'a' }], tokenizer_source: 'union' }, /union' is not supported yet/);
+  bad({ merge_method: 'linear', models: [{ model: 'a' }], tokenizer: { source: 'union', tokens: {} } }, /'tokenizer\.tokens' is not supported yet/);
+  bad({ merge_method: 'linear', models: [{ model: 'a' }], tokenizer: { source: 'union', pad_to_multiple_of: 0 } }, /pad_to_multiple_of' must be a positive integer/);
   bad({ merge_method: 'linear', models: [{ model: 'a' }], dtype: 'float64' }, /'dtype' must be one of/);
   bad({ merge_method: 'della', models: [{ model: 'a' }] }, /merge_method 'della' is not supported/);
   bad({ merge_method: 'linear', slices: [{ sources: [{ model: 'a', layer_range: [0, 1] }] }] }, /'slices' is supported with merge_method passthrough only/);
@@ -291,4 +292,58 @@ test('CLI: temper merge config.yaml OUT with --out_shard_size and --copy_tokeniz
   assert.ok(maxRelErr(got.get('model.layers.0.self_attn.q_proj.weight')!.data, want) < 1e-5);
   await assert.rejects(mergeCommand([join(dir, 'slerp.yml')]), /expected CONFIG\.yaml OUTPUT_DIR/);
   await assert.rejects(mergeCommand([join(dir, 'slerp.yml'), out, '--dtype', 'F64']), /--dtype must be/);
+});
+
+/** A copy of a fixture model with a WordLevel tokenizer over the given tokens (id = position). */
+function withTokenizer(name: string, tokens: string[]): string {
+  const dir = tmp();
+  cpSync(join(root, name), dir, { recursive: true });
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({
+    version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null, pre_tokenizer: { type: 'Whitespace' },
+    post_processor: null, decoder: null, model: { type: 'WordLevel', vocab: Object.fromEntries(tokens.map((t, i) => [t, i])), unk_token: tokens[0] },
+  }));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ eos_token: tokens[0] }));
+  return dir;
+}
+
+test('tokenizer_source union permutes embedding rows into the union vocabulary (mergekit rules)', async () => {
+  const common = Array.from({ length: 30 }, (_, i) => `t${i}`);
+  const a = withTokenizer('base', [...common, 't30', 't31']);
+  const b = withTokenizer('ft_a', [...common, 'x30', 'x31']);
+  const out = tmp();
+  await T.runMerge(T.parseMergeConfig({
+    merge_method: 'linear', tokenizer_source: 'union',
+    models: [{ model: a, parameters: { weight: 0.5 } }, { model: b, parameters: { weight: 0.5 } }],
+  }), out, quiet);
+  const A = readAll(a), B = readAll(b), M = readAll(out);
+  for (const name of ['model.embed_tokens.weight', 'lm_head.weight']) {
+    const ea = A.get(name)!.data, eb = B.get(name)!.data, em = M.get(name)!;
+    assert.deepEqual(em.shape, [34, 16], name);
+    const row = (x: Float32Array, r: number) => [...x.subarray(r * 16, (r + 1) * 16)];
+    const close = (x: number[], y: number[]) => x.forEach((v, i) => assert.ok(Math.abs(v - y[i]!) < 1e-6, `${name}: ${v} vs ${y[i]}`));
+    // Shared tokens average; a token only one model has takes that model's row in both.
+    close(row(em.data, 5), row(ea, 5).map((v, i) => 0.5 * v + 0.5 * row(eb, 5)[i]!));
+    close(row(em.data, 30), row(ea, 30)); // t30: only in a
+    close(row(em.data, 33), row(eb, 31)); // x31: only in b, appended as id 33
+  }
+  assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).vocab_size, 34);
+  const tok = await T.Tokenizer.fromDir(out);
+  assert.deepEqual(tok.encode('t5 t30 x31', { addSpecialTokens: false }), [5, 30, 33]);
+  const m = T.loadModelFromDir(out) as T.CausalLM;
+  T.noGrad(() => T.scope(() => assert.deepEqual(m.forward({ inputIds: T.tensor([[5, 33]], { dtype: 'i32' }) }).logits.shape, [1, 2, 34])));
+  m.dispose();
+  // pad_to_multiple_of rounds the rows up with the mean row.
+  const padded = tmp();
+  await T.runMerge(T.parseMergeConfig({
+    merge_method: 'linear', tokenizer: { source: 'union', pad_to_multiple_of: 8 },
+    models: [{ model: a, parameters: { weight: 0.5 } }, { model: b, parameters: { weight: 0.5 } }],
+  }), padded, quiet);
+  assert.deepEqual(readAll(padded).get('model.embed_tokens.weight')!.shape, [40, 16]);
+  // With a base: a token the base has is filled from the base for models without it, so its task vector there is 0.
+  const ta = tmp();
+  await T.runMerge(T.parseMergeConfig({
+    merge_method: 'task_arithmetic', base_model: a, tokenizer_source: 'union', models: [{ model: b, parameters: { weight: 1 } }],
+  }), ta, quiet);
+  const E = readAll(ta).get('model.embed_tokens.weight')!.data, ea = A.get('model.embed_tokens.weight')!.data;
+  for (let c = 0; c < 16; c++) assert.ok(Math.abs(E[30 * 16 + c]! - ea[30 * 16 + c]!) < 1e-6, 't30 stays the base row');
 });

@@ -30,8 +30,10 @@ export interface MergeConfig {
   /** Compute/load dtype in mergekit; here the output dtype when out_dtype is not set. */
   dtype: string | null;
   out_dtype: string | null;
-  /** Where tokenizer files come from: 'base' or a model reference (union is refused). */
+  /** Where tokenizer files come from: 'base', 'union' or a model reference. */
   tokenizer_source: string | null;
+  /** tokenizer.pad_to_multiple_of: round the union vocabulary's rows up. */
+  pad_to_multiple_of: number | null;
   /** A Jinja template, or 'auto' (keep the tokenizer's own). */
   chat_template: string | null;
   /** passthrough layer stacking: output layers are these source layer ranges, in order. */
@@ -118,14 +120,18 @@ export function parseMergeConfig(raw: unknown, where = 'merge config'): MergeCon
     if (v !== null && !(v in DTYPES)) fail(where, `'${k}' must be one of float32, bfloat16, float16 (got '${v}')`);
   if (raw.tokenizer !== undefined && raw.tokenizer_source !== undefined) fail(where, `'tokenizer' and 'tokenizer_source' are mutually exclusive`);
   let tokenizer_source: string | null;
+  let padTo: number | null = null;
   if (raw.tokenizer !== undefined && raw.tokenizer !== null) {
     if (!isRecord(raw.tokenizer)) fail(where, `'tokenizer' must be a mapping {source: ...}`);
-    for (const k of Object.keys(raw.tokenizer)) if (k !== 'source') fail(where, `'tokenizer.${k}' is not supported yet (only tokenizer.source)`);
+    for (const k of Object.keys(raw.tokenizer))
+      if (k !== 'source' && k !== 'pad_to_multiple_of') fail(where, `'tokenizer.${k}' is not supported yet (only tokenizer.source and tokenizer.pad_to_multiple_of)`);
     tokenizer_source = optString(raw.tokenizer.source, 'tokenizer.source', where);
+    const pad = raw.tokenizer.pad_to_multiple_of;
+    if (pad !== undefined && pad !== null && !(Number.isInteger(pad) && (pad as number) > 0)) fail(where, `'tokenizer.pad_to_multiple_of' must be a positive integer (got ${JSON.stringify(pad)})`);
+    padTo = (pad as number | undefined) ?? null;
   } else {
     tokenizer_source = optString(raw.tokenizer_source, 'tokenizer_source', where);
   }
-  if (tokenizer_source === 'union') fail(where, `'tokenizer_source: union' is not supported yet (use 'base' or a model)`);
   return {
     merge_method: raw.merge_method,
     models,
@@ -134,6 +140,7 @@ export function parseMergeConfig(raw: unknown, where = 'merge config'): MergeCon
     dtype,
     out_dtype,
     tokenizer_source,
+    pad_to_multiple_of: padTo,
     chat_template: optString(raw.chat_template, 'chat_template', where),
     slices,
   };

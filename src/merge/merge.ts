@@ -14,6 +14,7 @@ import { loadModelFromDir } from '../io/model_folder.js';
 import { ADAPTER_CONFIG, loadAdapter, readAdapterConfig } from '../io/peft.js';
 import { resolveParam, saveDTypeOf, type MergeConfig, type MergeSlice, type Scalar } from './config.js';
 import { getMergeMethod } from './registry.js';
+import { permuteEmbeddings, readVocab, unionVocab, writeUnionTokenizer } from './vocab.js';
 import type { MergeMethod, ParamSpec } from './methods/types.js';
 
 export interface MergeOptions {
@@ -261,10 +262,19 @@ export async function runMerge(config: MergeConfig, outputDir: string, opts: Mer
     const outDtype: SaveDType =
       opts.dtype ?? (config.out_dtype ? saveDTypeOf(config.out_dtype) : config.dtype ? saveDTypeOf(config.dtype) : FROM_TORCH[String(modelConfig.torch_dtype)] ?? 'F32');
 
+    // tokenizer_source union: one output vocabulary; embedding rows are permuted into it.
+    const union = config.tokenizer_source === 'union'
+      ? (() => {
+          const all = base ? [base, ...others.filter((s) => s !== base)] : others;
+          const vocabs = new Map(all.map((s) => [s, readVocab(s.configDir, s.ref)] as const));
+          return { vocabs, vocab: unionVocab(vocabs.get(reference)!, all.filter((s) => s !== reference).map((s) => vocabs.get(s)!), config.pad_to_multiple_of) };
+        })()
+      : null;
+
     mkdirSync(outputDir, { recursive: true });
     const writer = new ShardWriter(outputDir, { maxShardSize: opts.outShardSize ?? '5GB' });
     const names = reference.keys();
-    let vocabRows: number | null = null;
+    let vocabRows: number | null = union ? union.vocab.rows : null;
     try {
       names.forEach((name, idx) => {
         const where = `merge (${method.name})`;
@@ -295,6 +305,22 @@ export async function runMerge(config: MergeConfig, outputDir: string, opts: Mer
         }
         // Shapes: vocab-sized tensors are rectified, anything else must match exactly.
         const isEmbed = EMBED.test(name);
+        if (union && isEmbed && refShape.length === 2) {
+          const C = refShape[1]!;
+          const all = [...(base ? [{ data: refData, shape: refShape, src: base }] : []), ...inputs.map((x, i) => ({ ...x, src: others[i]! }))];
+          for (const x of all)
+            if (x.shape[1] !== C) throw new TemperError(`${where}: tensor '${name}' has width ${x.shape[1]} in '${x.src.ref}' but ${C} in '${reference.ref}'; these models cannot be merged`);
+          const permuted = permuteEmbeddings(union.vocab, all.map((x) => ({ data: x.data, rows: x.shape[0]!, vocab: union.vocabs.get(x.src)! })), C, !!base);
+          const shape = [union.vocab.rows, C];
+          const baseRows = base ? permuted[0]! : null;
+          const models = base ? permuted.slice(1) : permuted;
+          const params = otherEntries.map((m, i) => resolveAll(method.modelParams, [m.parameters, config.parameters], name, nLayers, `${where} models[${config.models.indexOf(m)}] (${others[i]!.ref})`));
+          const global = resolveAll(method.globalParams, [config.parameters], name, nLayers, where);
+          const merged = method.merge({ name, base: baseRows, models, params, global, uniforms: (m, n) => seededUniforms(`${seed}\u0000${name}\u0000${m}`, n) });
+          writer.add(name, outDtype, shape, floatBytes(merged, outDtype));
+          opts.onProgress?.(idx + 1, names.length, writer.bytes);
+          return;
+        }
         let outShape = refShape;
         for (const x of inputs) {
           if (x.shape.join() === refShape.join()) continue;
@@ -323,8 +349,11 @@ export async function runMerge(config: MergeConfig, outputDir: string, opts: Mer
     // Tag-along files: generation config, tokenizer, chat template, model card, then config.json last.
     const gen = join(reference.configDir, 'generation_config.json');
     if (existsSync(gen)) copyFileSync(gen, join(outputDir, 'generation_config.json'));
-    const tokSource = config.tokenizer_source && config.tokenizer_source !== 'base' ? (await openSource(config.tokenizer_source).then((s) => (s.close(), s.configDir))) : reference.configDir;
-    if (opts.copyTokenizer || config.tokenizer_source) {
+    const tokSource = config.tokenizer_source && config.tokenizer_source !== 'base' && config.tokenizer_source !== 'union' ? (await openSource(config.tokenizer_source).then((s) => (s.close(), s.configDir))) : reference.configDir;
+    if (union) {
+      for (const f of TOKENIZER_FILES) if (existsSync(join(reference.configDir, f))) copyFileSync(join(reference.configDir, f), join(outputDir, f));
+      writeUnionTokenizer(reference.configDir, outputDir, union.vocab);
+    } else if (opts.copyTokenizer || config.tokenizer_source) {
       for (const f of TOKENIZER_FILES) if (existsSync(join(tokSource, f))) copyFileSync(join(tokSource, f), join(outputDir, f));
     }
     if (config.chat_template && config.chat_template !== 'auto') {
