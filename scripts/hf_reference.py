@@ -223,14 +223,14 @@ def inv_freq(config):
         smoothed_inv_freq = (1 - smooth_factor) * inv_freq_llama / factor + smooth_factor * inv_freq_llama
         is_medium_freq = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
         return torch.where(is_medium_freq, smoothed_inv_freq, inv_freq_llama)
-    raise NotImplementedError(f"rope_type {kind}")
+    raise ValueError(f"rope_type {kind!r}: the reference covers default, linear and llama3 (what temper implements)")
 
 
 def attention_scaling(config):
     kind = rope_type(config)
     if kind in ("default", "linear", "llama3"):
         return 1.0
-    raise NotImplementedError(f"rope_type {kind}")
+    raise ValueError(f"rope_type {kind!r}: the reference covers default, linear and llama3 (what temper implements)")
 
 
 def rotary_cos_sin(inv, position_ids, scaling=1.0):

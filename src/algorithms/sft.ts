@@ -21,7 +21,6 @@ export interface SftBatch {
   attentionMask: Tensor | null;
   docIds: Tensor | null;
   positionIds: Tensor | null;
-  lossTokens: number;
 }
 
 export interface SftCallbacks extends LoopCallbacks {
@@ -55,12 +54,6 @@ type Rows = TokenizedExample[][];
 
 /** Turns a micro-batch into model inputs for the configured batching. */
 function makeBatch(rows: Rows, cfg: SFTConfig, padId: number): SftBatch {
-  const lossTokens = (labels: Int32Array) => {
-    // The model shifts labels left by one, so the first position's label is never scored.
-    let n = 0;
-    for (let i = 0; i < labels.length; i++) if (labels[i] !== -100) n++;
-    return n;
-  };
   if (cfg.packing || cfg.padding_free) {
     // Packing: one max_length row per bin (the raw step's shape). Padding-free: the whole
     // batch as one row. Either way attention stays inside each example.
@@ -70,22 +63,15 @@ function makeBatch(rows: Rows, cfg: SFTConfig, padId: number): SftBatch {
     const shape = [b.rows, b.length];
     return {
       inputIds: fromArray(b.inputIds, shape), labels: fromArray(b.labels, shape), attentionMask: null,
-      docIds: fromArray(b.docIds, shape), positionIds: fromArray(b.positionIds, shape), lossTokens: lossTokens(shiftedView(b.labels, b.rows, b.length)),
+      docIds: fromArray(b.docIds, shape), positionIds: fromArray(b.positionIds, shape)
     };
   }
   const b = assemblePadded(rows.map((r) => r[0]!), padId);
   const shape = [b.rows, b.length];
   return {
     inputIds: fromArray(b.inputIds, shape), labels: fromArray(b.labels, shape), attentionMask: fromArray(b.attentionMask, shape),
-    docIds: null, positionIds: null, lossTokens: lossTokens(shiftedView(b.labels, b.rows, b.length)),
+    docIds: null, positionIds: null,
   };
-}
-
-/** The labels as the loss sees them: shifted left by one per row, last position ignored. */
-function shiftedView(labels: Int32Array, rows: number, T: number): Int32Array {
-  const out = new Int32Array(rows * T).fill(-100);
-  for (let r = 0; r < rows; r++) out.set(labels.subarray(r * T + 1, (r + 1) * T), r * T);
-  return out;
 }
 
 /** Positions that carry loss: the model never scores an example's first token. */
@@ -269,7 +255,7 @@ export async function runSft(cfg: SFTConfig, cb: SftCallbacks = {}): Promise<Sft
                     loss += r.loss.item();
                     correct += r.correct;
                   });
-                  tokens += b.lossTokens;
+                  tokens += g.flat().reduce((n, e) => n + exampleLossTokens(e), 0);
                   disposeBatch(b);
                 }
                 return { eval_loss: loss / Math.max(1, tokens), eval_token_accuracy: correct / Math.max(1, tokens), eval_tokens: tokens };

@@ -4,11 +4,11 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { BUILTIN_PREFIX, resolveBuiltinDataset } from './builtin.js';
 import { extname, join, relative, sep } from 'node:path';
-import { downloadFileToCacheDir, getHFHubCachePath, listFiles } from '@huggingface/hub';
+import { getHFHubCachePath } from '@huggingface/hub';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { TemperError } from '../tensor/index.js';
-import type { DownloadProgress } from './hub.js';
+import { downloadRepoFiles, listRepoFiles, snapshotDir, type DownloadProgress } from './hub_cache.js';
 
 /** One dataset row: column name -> value (strings, numbers, lists, nested objects, …). */
 export type DatasetRow = Record<string, unknown>;
@@ -382,29 +382,6 @@ function shardsComplete(paths: readonly string[]): boolean {
   return true;
 }
 
-/** The cached snapshot folder of a hub dataset at `revision`, or null. */
-function cachedDatasetSnapshot(repo: string, revision: string, cacheDir: string): string | null {
-  const root = join(cacheDir, `datasets--${repo.replace('/', '--')}`);
-  let commit = revision;
-  if (!/^[0-9a-f]{40}$/.test(revision)) {
-    const refFile = join(root, 'refs', revision);
-    if (!existsSync(refFile)) return null;
-    commit = readFileSync(refFile, 'utf8').trim();
-  }
-  const snap = join(root, 'snapshots', commit);
-  return existsSync(snap) ? snap : null;
-}
-
-function incompleteBytes(blobs: string): number {
-  try {
-    return readdirSync(blobs)
-      .filter((f) => f.endsWith('.incomplete'))
-      .reduce((n, f) => n + statSync(join(blobs, f)).size, 0);
-  } catch {
-    return 0;
-  }
-}
-
 async function loadHubDataset(repo: string, opts: LoadDatasetOptions): Promise<DatasetRows> {
   const revision = opts.revision ?? 'main';
   const cacheDir = opts.cacheDir ?? getHFHubCachePath();
@@ -413,7 +390,7 @@ async function loadHubDataset(repo: string, opts: LoadDatasetOptions): Promise<D
   const named = (snap: string, paths: string[]) => paths.map((p) => ({ path: join(snap, ...p.split('/')), name: `${repo}/${p}` }));
 
   // Offline first: a cached snapshot that holds the split (every shard of it) needs no network.
-  const snap = cachedDatasetSnapshot(repo, revision, cacheDir);
+  const snap = snapshotDir('dataset', repo, revision, cacheDir);
   if (snap) {
     let paths: string[] | null = null;
     try {
@@ -424,42 +401,10 @@ async function loadHubDataset(repo: string, opts: LoadDatasetOptions): Promise<D
     if (paths && shardsComplete(paths)) return readAll(named(snap, paths), label);
   }
 
-  if (process.env.HF_HUB_OFFLINE === '1') throw new TemperError(`${label}: split '${split}' is not in the cache at ${cacheDir}, and HF_HUB_OFFLINE=1 forbids downloading it`);
-  const accessToken = process.env.HF_TOKEN || undefined;
-  const hubRepo = { type: 'dataset' as const, name: repo };
-  const blobs = join(cacheDir, `datasets--${repo.replace('/', '--')}`, 'blobs');
-  const files: { path: string; name: string }[] = [];
-  const debug = console.debug; // the library logs each file to stdout; keep stdout for results
-  console.debug = () => {};
-  try {
-    const listed = new Map<string, number>();
-    try {
-      for await (const e of listFiles({ repo: hubRepo, revision, recursive: true, accessToken })) {
-        if (e.type === 'file') listed.set(e.path, e.size);
-      }
-    } catch (e) {
-      throw new TemperError(`${label}: not in the cache at ${cacheDir} and listing its files failed: ${(e as Error).message}`);
-    }
-    const paths = selectSplitFiles([...listed.keys()].sort(), split, opts.name, label);
-    const total = paths.reduce((n, p) => n + listed.get(p)!, 0);
-    let done = 0;
-    for (const p of paths) {
-      // Progress from the size of the library's `.incomplete` blob, as src/io/hub.ts does.
-      const tick = () => opts.onProgress?.({ file: p, loaded: done + incompleteBytes(blobs), total });
-      const timer = opts.onProgress ? setInterval(tick, 250) : null;
-      try {
-        files.push({ path: await downloadFileToCacheDir({ repo: hubRepo, path: p, revision, cacheDir, accessToken }), name: `${repo}/${p}` });
-      } catch (e) {
-        throw new TemperError(`${label}: downloading ${p} failed: ${(e as Error).message}`);
-      } finally {
-        if (timer) clearInterval(timer);
-      }
-      done += listed.get(p)!;
-      opts.onProgress?.({ file: p, loaded: done, total });
-    }
-  } finally {
-    console.debug = debug;
-  }
+  const listed = await listRepoFiles('dataset', repo, revision, cacheDir, `${label}: split '${split}'`, true);
+  const paths = selectSplitFiles([...listed.keys()].sort(), split, opts.name, label);
+  const local = await downloadRepoFiles('dataset', repo, paths.map((p) => ({ path: p, size: listed.get(p)! })), { revision, cacheDir, what: label, onProgress: opts.onProgress });
+  const files = local.map((path, i) => ({ path, name: `${repo}/${paths[i]}` }));
   return readAll(files, label);
 }
 

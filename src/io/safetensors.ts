@@ -242,6 +242,25 @@ export function tensorBytes(t: Tensor, dtype?: SaveDType): { dtype: string; byte
   return { dtype: 'F32', bytes: new Uint8Array(f.buffer) };
 }
 
+/**
+ * The bytes before the tensor data: u64 LE header size, then the JSON header (entries with
+ * back-to-back data_offsets in the given order, __metadata__ with {"format":"pt"}) padded
+ * with spaces to a multiple of 8.
+ */
+export function encodeHeader(entries: readonly { name: string; dtype: string; shape: readonly number[]; nbytes: number }[], metadata: Record<string, string> = {}): Buffer {
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
+  let at = 0;
+  for (const e of entries) {
+    header[e.name] = { dtype: e.dtype, shape: [...e.shape], data_offsets: [at, at + e.nbytes] };
+    at += e.nbytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  return Buffer.concat([size, Buffer.from(json)]);
+}
+
 export interface WriteOptions {
   /** Output dtype for float tensors (default: F32, BF16 for bf16 tensors). */
   dtype?: SaveDType;
@@ -262,21 +281,11 @@ export function writeSafetensors(path: string, tensors: ReadonlyMap<string, Tens
     return { name, t, dtype, nbytes: t.numel * ST_SIZE[dtype]! };
   });
   plan.sort((a, b) => ST_SIZE[b.dtype]! - ST_SIZE[a.dtype]! || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...opts.metadata } };
-  let at = 0;
-  for (const p of plan) {
-    header[p.name] = { dtype: p.dtype, shape: [...p.t.shape], data_offsets: [at, at + p.nbytes] };
-    at += p.nbytes;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const head = encodeHeader(plan.map((p) => ({ name: p.name, dtype: p.dtype, shape: p.t.shape, nbytes: p.nbytes })), opts.metadata);
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
   const fd = openSync(tmp, 'w');
   try {
-    const size = Buffer.alloc(8);
-    size.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-    writeSync(fd, size);
-    writeSync(fd, json);
+    writeSync(fd, head);
     for (const p of plan) writeSync(fd, tensorBytes(p.t, p.dtype === 'I32' || p.dtype === 'BOOL' ? undefined : (p.dtype as SaveDType)).bytes);
     closeSync(fd);
     renameSync(tmp, path);

@@ -6,7 +6,7 @@
 import { closeSync, existsSync, openSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { TemperError } from '../tensor/index.js';
-import { f32ToF16, type SaveDType } from './safetensors.js';
+import { encodeHeader, f32ToF16, type SaveDType } from './safetensors.js';
 import { parseSize } from './sharded.js';
 
 const INDEX = 'model.safetensors.index.json';
@@ -79,21 +79,11 @@ export class ShardWriter {
 
   private flush(): void {
     if (this.current.length === 0) return;
-    const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...this.opts.metadata } };
-    let at = 0;
-    for (const p of this.current) {
-      header[p.name] = { dtype: p.dtype, shape: p.shape, data_offsets: [at, at + p.bytes.byteLength] };
-      at += p.bytes.byteLength;
-    }
-    let json = JSON.stringify(header);
-    json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+    const head = encodeHeader(this.current.map((p) => ({ name: p.name, dtype: p.dtype, shape: p.shape, nbytes: p.bytes.byteLength })), this.opts.metadata);
     const tmp = join(this.dir, `.shard-${this.temps.length + 1}.tmp-${process.pid}`);
     const fd = openSync(tmp, 'w');
     try {
-      const size = Buffer.alloc(8);
-      size.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-      writeSync(fd, size);
-      writeSync(fd, json);
+      writeSync(fd, head);
       for (const p of this.current) {
         let off = 0;
         while (off < p.bytes.byteLength) off += writeSync(fd, p.bytes, off, p.bytes.byteLength - off);
@@ -112,11 +102,7 @@ export class ShardWriter {
     this.done = true;
     const K = this.temps.length;
     const files = K <= 1 ? [SINGLE] : this.temps.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(K).padStart(5, '0')}.safetensors`);
-    if (K === 0) {
-      // No tensors: still an empty but valid file.
-      const json = '{"__metadata__":{"format":"pt"}}'; // 32 bytes, already a multiple of 8
-      writeFileSync(join(this.dir, SINGLE), Buffer.concat([Buffer.from([json.length, 0, 0, 0, 0, 0, 0, 0]), Buffer.from(json)]));
-    }
+    if (K === 0) writeFileSync(join(this.dir, SINGLE), encodeHeader([], this.opts.metadata)); // no tensors: an empty but valid file
     const weightMap: Record<string, string> = {};
     this.temps.forEach((t, i) => {
       renameSync(t.tmp, join(this.dir, files[i]!));

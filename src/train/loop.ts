@@ -96,9 +96,8 @@ export async function trainLoop<B>(cfg: TrainingConfig, hooks: TrainerHooks<B>, 
   mkdirSync(cfg.outputDir, { recursive: true });
   const metricsPath = join(cfg.outputDir, 'metrics.jsonl');
 
-  let state: TrainerState = { global_step: 0, epoch: 0, micro_batch: 0, rng: defaultGenerator.getState(), log_history: [], fingerprint: hooks.fingerprint };
   defaultGenerator.manualSeed(cfg.seed);
-  state.rng = defaultGenerator.getState();
+  let state: TrainerState = { global_step: 0, epoch: 0, micro_batch: 0, rng: defaultGenerator.getState(), log_history: [], fingerprint: hooks.fingerprint };
   if (cfg.resumeFromCheckpoint && !(cfg.resumeFromCheckpoint === true && listCheckpoints(cfg.outputDir).length === 0)) {
     const ck = openCheckpoint(cfg.outputDir, cfg.resumeFromCheckpoint);
     try {
