@@ -28,6 +28,8 @@ fi
 
 echo "temper setup: npm dependencies and native addon"
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+echo "temper setup: CUDA addon (when a CUDA toolkit and cuBLAS are present)"
+bash native/cuda/build.sh --if-available
 echo "temper setup: TypeScript build"
 npm run build --silent
 echo "temper setup: done"

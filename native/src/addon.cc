@@ -1,12 +1,17 @@
-// Node-API surface of the CPU kernels. Buffers are opaque External handles; every
+// Node-API surface of the kernels. Buffers are opaque External handles; every
 // pointer argument is a (handle, byteOffset) pair so views share one allocation.
 // No shape logic here: src/tensor validates shapes before calling in.
+// The same file builds the CPU addon (native/src) and, with TEMPER_CUDA, the CUDA addon
+// (native/cuda), whose kernels take device pointers behind the same signatures.
 #include <napi.h>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 #include "kernels.h"
+#ifdef TEMPER_CUDA
+#include "../cuda/runtime.h"
+#endif
 
 namespace {
 using namespace temper;
@@ -112,7 +117,7 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
   void* dst = a.ptr();
   Napi::TypedArray t = info[2].As<Napi::TypedArray>();
   Napi::ArrayBuffer ab = t.ArrayBuffer();
-  std::memcpy(dst, static_cast<char*>(ab.Data()) + t.ByteOffset(), t.ByteLength());
+  copy_to_buffer(dst, static_cast<char*>(ab.Data()) + t.ByteOffset(), t.ByteLength());
   return info.Env().Undefined();
 }
 
@@ -122,7 +127,7 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   void* src = a.ptr();
   int64_t n = a.i64();
   Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), (size_t)n);
-  std::memcpy(ab.Data(), src, (size_t)n);
+  copy_from_buffer(ab.Data(), src, (size_t)n);
   return ab;
 }
 
@@ -164,10 +169,11 @@ KERNEL(Reduce) {
   reduce_f32(op, x, o, outer, R, inner, a.i()); UNDEF;
 }
 KERNEL(Matmul) {
-  Args a(info); auto A = a.f32(); auto B = a.f32(); auto C = a.f32();
+  Args a(info); void* A = a.ptr(); void* B = a.ptr(); void* C = a.ptr();
   auto batch = a.i64(); auto M = a.i64(); auto N = a.i64(); auto K = a.i64(); int ta = a.i(); int tb = a.i();
   auto abs_ = a.i64(); auto bbs = a.i64(); float alpha = a.f(); float beta = a.f();
-  matmul_f32(A, B, C, batch, M, N, K, ta, tb, abs_, bbs, alpha, beta); UNDEF;
+  int dtype = info.Length() > 16 ? a.i() : 0;
+  matmul(A, B, C, batch, M, N, K, ta, tb, abs_, bbs, alpha, beta, dtype); UNDEF;
 }
 KERNEL(Softmax) { Args a(info); auto x = a.f32(); auto y = a.f32(); auto N = a.i64(); auto C = a.i64(); softmax_forward_f32(x, y, N, C, a.i()); UNDEF; }
 KERNEL(SoftmaxBackward) {
@@ -250,6 +256,14 @@ KERNEL(AdamW) {
 KERNEL(SumSquares) { Args a(info); auto x = a.f32(); NUM(sum_squares_f32(x, a.i64())); }
 KERNEL(ScaleInplace) { Args a(info); auto x = a.f32(); auto n = a.i64(); scale_inplace_f32(x, n, a.f()); UNDEF; }
 
+#ifdef TEMPER_CUDA
+KERNEL(DeviceCount) { NUM(cuda::device_count()); }
+KERNEL(UseDevice) { cuda::set_device(info[0].As<Napi::Number>().Int32Value()); UNDEF; }
+KERNEL(Synchronize) { cuda::synchronize(); UNDEF; }
+KERNEL(DeviceName) { return Napi::String::New(info.Env(), cuda::device_name()); }
+KERNEL(AllowTf32) { cuda::set_allow_tf32(info[0].As<Napi::Boolean>().Value()); UNDEF; }
+#endif
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const char* env_threads = std::getenv("TEMPER_NUM_THREADS");
   set_num_threads(env_threads ? std::atoi(env_threads) : 0);
@@ -266,6 +280,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("attention", Attention); EXPORT("attentionBackward", AttentionBackward); EXPORT("crossEntropy", CrossEntropy);
   EXPORT("crossEntropyBackward", CrossEntropyBackward); EXPORT("adamw", AdamW); EXPORT("sumSquares", SumSquares);
   EXPORT("scaleInplace", ScaleInplace);
+#ifdef TEMPER_CUDA
+  EXPORT("deviceCount", DeviceCount); EXPORT("useDevice", UseDevice); EXPORT("synchronize", Synchronize);
+  EXPORT("deviceName", DeviceName); EXPORT("allowTf32", AllowTf32);
+#endif
 #undef EXPORT
   return exports;
 }

@@ -3,6 +3,7 @@
 // (and munmap on free); training allocates the same sizes every step, so reuse removes
 // that cost. Not a general-purpose allocator: blocks are never split or merged.
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -82,5 +83,8 @@ size_t live_bytes() { std::lock_guard<std::mutex> l(g_mu); return g_live; }
 size_t peak_bytes() { std::lock_guard<std::mutex> l(g_mu); return g_peak; }
 size_t cached_bytes() { std::lock_guard<std::mutex> l(g_mu); return g_cached; }
 void reset_peak_bytes() { std::lock_guard<std::mutex> l(g_mu); g_peak = g_live; }
+
+void copy_to_buffer(void* dst, const void* src, size_t nbytes) { std::memcpy(dst, src, nbytes); }
+void copy_from_buffer(void* dst, const void* src, size_t nbytes) { std::memcpy(dst, src, nbytes); }
 
 }  // namespace temper

@@ -26,6 +26,9 @@ size_t peak_bytes();
 size_t cached_bytes();
 void reset_peak_bytes();
 void empty_cache();
+// Host memory <-> buffer (a memcpy on CPU; pinned-staged DMA on CUDA, where reads synchronize).
+void copy_to_buffer(void* dst, const void* src, size_t nbytes);
+void copy_from_buffer(void* dst, const void* src, size_t nbytes);
 
 // ---- elementwise (elementwise.cc) ----------------------------------------
 enum UnaryOp : int {
@@ -74,6 +77,10 @@ void reduce_f32(int op, const float* x, void* out, int64_t outer, int64_t R, int
 // a_batch_stride/b_batch_stride may be 0 (broadcast). C is (batch, M, N) contiguous.
 void matmul_f32(const float* A, const float* B, float* C, int64_t batch, int64_t M, int64_t N, int64_t K,
                 int trans_a, int trans_b, int64_t a_batch_stride, int64_t b_batch_stride, float alpha, float beta);
+// The same in A/B/C dtype `dtype` (cast codes; accumulation is always f32). The CPU backend takes
+// f32 only and throws std::invalid_argument otherwise; CUDA also takes bf16.
+void matmul(const void* A, const void* B, void* C, int64_t batch, int64_t M, int64_t N, int64_t K, int trans_a,
+            int trans_b, int64_t a_batch_stride, int64_t b_batch_stride, float alpha, float beta, int dtype);
 
 // ---- softmax (softmax.cc) ------------------------------------------------
 // Over the last dim of (N, C). log=1 for log_softmax.

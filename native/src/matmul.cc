@@ -1,5 +1,7 @@
 // Batched GEMM through the BLAS (OpenBLAS cblas_sgemm on Linux, Accelerate on macOS).
 // Transposed operands are BLAS flags, never copies. Broadcast batches use stride 0.
+#include <stdexcept>
+#include <string>
 #include "kernels.h"
 #ifdef TEMPER_ACCELERATE
 #include <Accelerate/Accelerate.h>
@@ -27,6 +29,13 @@ void matmul_f32(const float* A, const float* B, float* C, int64_t batch, int64_t
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M,
                 (int)N, (int)K, alpha, A + b * a_bs, lda, B + b * b_bs, ldb, beta, C + b * M * N, (int)N);
   }
+}
+
+void matmul(const void* A, const void* B, void* C, int64_t batch, int64_t M, int64_t N, int64_t K, int trans_a,
+            int trans_b, int64_t a_bs, int64_t b_bs, float alpha, float beta, int dtype) {
+  if (dtype != 0) throw std::invalid_argument("matmul: the CPU backend computes in f32 only (dtype code " + std::to_string(dtype) + ")");
+  matmul_f32(static_cast<const float*>(A), static_cast<const float*>(B), static_cast<float*>(C), batch, M, N, K, trans_a,
+             trans_b, a_bs, b_bs, alpha, beta);
 }
 
 }  // namespace temper

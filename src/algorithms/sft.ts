@@ -6,7 +6,7 @@
 import { copyFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { TemperError, argmax, assign, crossEntropy, fromArray, noGrad, scope, type Tensor } from '../tensor/index.js';
+import { TemperError, argmax, assign, crossEntropy, fromArray, noGrad, scope, type Device, type Tensor } from '../tensor/index.js';
 import { CausalLM, shiftLabels } from '../models/index.js';
 import { applyLora, type LoraModel } from '../nn/index.js';
 import { ADAPTER_CONFIG, CheckpointReader, SafetensorsFile, loadAdapter, loadDataset, readAdapterConfig, loadModelFromDir, resolveModelRef, saveAdapter, saveModel, type DatasetRows } from '../io/index.js';
@@ -54,6 +54,7 @@ type Rows = TokenizedExample[][];
 
 /** Turns a micro-batch into model inputs for the configured batching. */
 function makeBatch(rows: Rows, cfg: SFTConfig, padId: number): SftBatch {
+  const device = cfg.device as Device;
   if (cfg.packing || cfg.padding_free) {
     // Packing: one max_length row per bin (the raw step's shape). Padding-free: the whole
     // batch as one row. Either way attention stays inside each example.
@@ -62,14 +63,14 @@ function makeBatch(rows: Rows, cfg: SFTConfig, padId: number): SftBatch {
     const b = cfg.packing ? assemblePacked(examples, rows.map((r) => r.map(() => at++)), cfg.max_length ?? 1024, padId) : assemblePaddingFree(examples);
     const shape = [b.rows, b.length];
     return {
-      inputIds: fromArray(b.inputIds, shape), labels: fromArray(b.labels, shape), attentionMask: null,
-      docIds: fromArray(b.docIds, shape), positionIds: fromArray(b.positionIds, shape)
+      inputIds: fromArray(b.inputIds, shape, { device }), labels: fromArray(b.labels, shape, { device }), attentionMask: null,
+      docIds: fromArray(b.docIds, shape, { device }), positionIds: fromArray(b.positionIds, shape, { device })
     };
   }
   const b = assemblePadded(rows.map((r) => r[0]!), padId);
   const shape = [b.rows, b.length];
   return {
-    inputIds: fromArray(b.inputIds, shape), labels: fromArray(b.labels, shape), attentionMask: fromArray(b.attentionMask, shape),
+    inputIds: fromArray(b.inputIds, shape, { device }), labels: fromArray(b.labels, shape, { device }), attentionMask: fromArray(b.attentionMask, shape, { device }),
     docIds: null, positionIds: null,
   };
 }
@@ -114,7 +115,7 @@ export async function runSft(cfg: SFTConfig, cb: SftCallbacks = {}): Promise<Sft
   }
   const modelDir = await resolveModelRef(baseRef, { revision: cfg.model_revision });
   const tok = await Tokenizer.fromDir(existsSync(join(adapterDir ?? modelDir, 'tokenizer.json')) ? adapterDir ?? modelDir : modelDir);
-  const model = loadModelFromDir(modelDir);
+  const model = loadModelFromDir(modelDir).to(cfg.device as Device);
   if (!(model instanceof CausalLM)) throw new TemperError(`sft: ${cfg.model} is a ${model.config.architectures[0]}, not a causal language model`);
   if (tok.vocabSize > model.config.vocabSize)
     throw new TemperError(`sft: the tokenizer in ${modelDir} has ${tok.vocabSize} tokens but the model's vocab_size is ${model.config.vocabSize} (mismatched tokenizer?)`);

@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { TemperError } from '../tensor/index.js';
 import { runOpsBench, OPS_CASES } from '../../bench/ops.js';
+import { runOpsCudaBench, OPS_CUDA_CASES } from '../../bench/ops_cuda.js';
 import { TRAIN_SHAPES, runGenerateBench, runTrainBench, type ShapeName } from '../../bench/models.js';
 import { runSftBench } from '../../bench/sft.js';
 import { runMergeBench } from '../../bench/merge.js';
@@ -14,6 +15,9 @@ Suites (each runs temper, then the same work in PyTorch via Debian's python3-tor
 prints both with the ratio peer_time / temper_time):
   ops        forward+backward of the core ops          [--repeats N (10)] [--cases a,b]
              cases: ${OPS_CASES.join(', ')}
+             --device cuda[:N]: the same at GPU sizes vs torch on the same GPU (the peer is
+             $TEMPER_TORCH_PYTHON, else python3; ms per op, TFLOP/s for matmuls); cases:
+             ${OPS_CUDA_CASES.join(', ')}
   train      one full fine-tuning step (forward, loss, backward, AdamW) of the llama
              model class, f32, random weights; tokens/s, ratio, MFU vs measured sgemm
              [--shape ${Object.keys(TRAIN_SHAPES).join('|')} (tiny)] [--repeats N (5)]
@@ -26,6 +30,7 @@ prints both with the ratio peer_time / temper_time):
 
   --json      one JSON object per line: {"suite","case","temper","peer","peer_name","unit","ratio",...}
   --no-peer   skip PyTorch
+  --device    cpu (default), or cuda / cuda:N for ops
 `;
 
 export async function benchCommand(argv: string[]): Promise<number> {
@@ -50,7 +55,13 @@ export async function benchCommand(argv: string[]): Promise<number> {
     },
     strict: true,
   });
-  if (values.device !== 'cpu') throw new TemperError(`bench: temper was built without CUDA: device "${values.device}" is not available (only "cpu")`);
+  const device = values.device!;
+  if (device !== 'cpu' && !/^cuda(:\d+)?$/.test(device)) throw new TemperError(`bench: unknown --device "${device}" (use cpu, cuda or cuda:N)`);
+  if (device !== 'cpu' && ['train', 'generate', 'sft', 'merge'].includes(suite))
+    throw new TemperError(
+      `bench ${suite}: --device ${device} is not supported yet; only \`temper bench ops\` runs on CUDA. ` +
+        'CUDA training and generation benches come with the fused kernels issue.',
+    );
   const posInt = (name: string, s: string | undefined, dflt: number): number => {
     if (s === undefined) return dflt;
     const n = Number(s);
@@ -60,6 +71,16 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const peer = !values['no-peer'];
   switch (suite) {
     case 'ops':
+      if (device !== 'cpu') {
+        await runOpsCudaBench({
+          device,
+          json: values.json!,
+          repeats: posInt('repeats', values.repeats, 10),
+          cases: values.cases ? values.cases.split(',').map((s) => s.trim()) : undefined,
+          peer,
+        });
+        return 0;
+      }
       await runOpsBench({
         json: values.json!,
         repeats: posInt('repeats', values.repeats, 10),

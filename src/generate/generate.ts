@@ -90,9 +90,10 @@ export function generate(model: CausalLM, prompts: number[][], opts: GenerateOpt
         ids.set(p, b * Tp + Tp - p.length);
         mask.fill(1, b * Tp + Tp - p.length, (b + 1) * Tp);
       });
-      return model.step(fromArray(ids, [B, Tp]), cache, {
-        attentionMask: fromArray(mask, [B, Tp]),
-        positionIds: fromArray(defaultPositionIds(B, Tp, mask), [B, Tp]),
+      const device = model.device;
+      return model.step(fromArray(ids, [B, Tp], { device }), cache, {
+        attentionMask: fromArray(mask, [B, Tp], { device }),
+        positionIds: fromArray(defaultPositionIds(B, Tp, mask), [B, Tp], { device }),
       });
     });
     const penalize = sampling.repetitionPenalty !== 1;
@@ -142,7 +143,8 @@ export function generate(model: CausalLM, prompts: number[][], opts: GenerateOpt
 function feed(model: CausalLM, cache: ReturnType<CausalLM['newCache']>, tokens: Int32Array, rows: number[], nextPos: number[]): Tensor {
   return scope(() => {
     const pos = Int32Array.from(rows, (b) => nextPos[b]!++);
-    return model.step(fromArray(tokens, [rows.length, 1]), cache, { positionIds: fromArray(pos, [rows.length, 1]) });
+    const device = model.device;
+    return model.step(fromArray(tokens, [rows.length, 1], { device }), cache, { positionIds: fromArray(pos, [rows.length, 1], { device }) });
   });
 }
 

@@ -59,7 +59,7 @@ export function positionsFor(input: ForwardInput): Tensor {
   }
   const mask = input.attentionMask && !input.cache ? input.attentionMask.toArray() : null;
   const docs = input.docIds ? input.docIds.toArray() : null;
-  return fromArray(defaultPositionIds(B, T, mask, docs), [B, T]);
+  return fromArray(defaultPositionIds(B, T, mask, docs), [B, T], { device: input.inputIds.device });
 }
 
 /** Labels shifted left by one with -100 appended, so logits at t are scored against token t+1. */
@@ -68,7 +68,7 @@ export function shiftLabels(labels: Tensor): Tensor {
   const src = labels.toArray();
   const out = new Int32Array(B * T).fill(-100);
   for (let b = 0; b < B; b++) for (let t = 0; t + 1 < T; t++) out[b * T + t] = src[b * T + t + 1]!;
-  return fromArray(out, [B, T]);
+  return fromArray(out, [B, T], { device: labels.device });
 }
 
 /** Checks the (B, T) shape of ids and masks up front, naming the argument. */

@@ -55,7 +55,11 @@ export class LlamaModel extends Module implements TransformerBody {
   }
 
   newCache(batch: number, capacity: number): KVCache {
-    return new KVCache(this.config.numLayers, batch, capacity, this.config.numKvHeads, this.config.headDim);
+    return new KVCache(this.config.numLayers, batch, capacity, this.config.numKvHeads, this.config.headDim, this.device);
+  }
+
+  protected override buffers(): Tensor[] {
+    return [this.rope.invFreq];
   }
 
   forward(input: ForwardInput): Tensor {

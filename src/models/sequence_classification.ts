@@ -47,7 +47,7 @@ export class SequenceClassifier extends Module {
       const h = this.body.forward(input);
       const C = h.shape[2]!;
       const rows = Array.from(this.poolIndices(input.inputIds), (t, b) => b * T + t);
-      const pooled = indexSelect(reshape(h, [B * T, C]), 0, fromArray(Int32Array.from(rows), [B]));
+      const pooled = indexSelect(reshape(h, [B * T, C]), 0, fromArray(Int32Array.from(rows), [B], { device: h.device }));
       return { logits: this.score.forward(pooled) };
     });
   }

@@ -2,7 +2,7 @@
 // (B, Tcap, Hkv, D), and a (B, Tcap) i32 key mask (0 = padding) shared by all layers.
 // All rows advance together (prompts are left-padded), so one `length` describes the
 // batch. Rows can be dropped (finished sequences) without touching the others.
-import { TemperError, indexSelect, keep, fromArray, writeSlice, zeros, type Tensor } from '../tensor/index.js';
+import { TemperError, indexSelect, keep, fromArray, writeSlice, zeros, type Device, type Tensor } from '../tensor/index.js';
 
 export class KVCache implements Disposable {
   k: Tensor[];
@@ -11,18 +11,25 @@ export class KVCache implements Disposable {
   /** Rows filled so far (the same for every batch entry). */
   length = 0;
 
-  constructor(numLayers: number, public batch: number, readonly capacity: number, readonly kvHeads: number, readonly headDim: number) {
+  constructor(
+    numLayers: number,
+    public batch: number,
+    readonly capacity: number,
+    readonly kvHeads: number,
+    readonly headDim: number,
+    readonly device: Device = 'cpu',
+  ) {
     const shape = [batch, capacity, kvHeads, headDim];
-    this.k = Array.from({ length: numLayers }, () => keep(zeros(shape)));
-    this.v = Array.from({ length: numLayers }, () => keep(zeros(shape)));
-    this.keyMask = keep(zeros([batch, capacity], { dtype: 'i32' }));
+    this.k = Array.from({ length: numLayers }, () => keep(zeros(shape, { device })));
+    this.v = Array.from({ length: numLayers }, () => keep(zeros(shape, { device })));
+    this.keyMask = keep(zeros([batch, capacity], { dtype: 'i32', device }));
   }
 
   /** Checks room for T more rows and records their key mask ((B, T) i32; all ones when absent). */
   beginStep(T: number, mask: Tensor | null): void {
     if (this.length + T > this.capacity)
       throw new TemperError(`KV cache: ${this.length} + ${T} tokens exceed its capacity of ${this.capacity}`);
-    const m = mask ?? fromArray(new Int32Array(this.batch * T).fill(1), [this.batch, T]);
+    const m = mask ?? fromArray(new Int32Array(this.batch * T).fill(1), [this.batch, T], { device: this.device });
     writeSlice(this.keyMask, 1, this.length, m.dtype === 'i32' ? m : m.to('i32'));
     if (m !== mask) m.dispose();
   }
@@ -40,7 +47,7 @@ export class KVCache implements Disposable {
 
   /** Keeps only the given batch rows, in that order (drops finished sequences). */
   selectRows(rows: readonly number[]): void {
-    const idx = fromArray(Int32Array.from(rows), [rows.length]);
+    const idx = fromArray(Int32Array.from(rows), [rows.length], { device: this.device });
     const pick = (t: Tensor): Tensor => {
       const r = keep(indexSelect(t, 0, idx));
       t.dispose();

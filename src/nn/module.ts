@@ -2,7 +2,7 @@
 // the dotted paths transformers uses ("model.layers.0.self_attn.q_proj.weight"), so a
 // state dict maps 1:1 onto checkpoint files. Not an autograd concept: parameters are
 // ordinary leaf tensors with requiresGrad set.
-import { TemperError, keep, type Tensor } from '../tensor/index.js';
+import { TemperError, keep, type Device, type Tensor } from '../tensor/index.js';
 
 export abstract class Module implements Disposable {
   private readonly params = new Map<string, Tensor>();
@@ -81,6 +81,26 @@ export abstract class Module implements Disposable {
 
   eval(): this {
     return this.train(false);
+  }
+
+  /**
+   * Tensors this module owns besides parameters (rotary frequencies, …), which follow it
+   * across devices. Modules holding such tensors override this.
+   */
+  protected buffers(): Tensor[] {
+    return [];
+  }
+
+  /** Moves every parameter (with its gradient) and buffer to `device` in place; returns this. */
+  to(device: Device): this {
+    for (const p of this.parameters()) p.relocate(device);
+    for (const [, m] of this.namedModules()) for (const b of m.buffers()) b.relocate(device);
+    return this;
+  }
+
+  /** The device of the parameters ('cpu' for a module without any). */
+  get device(): Device {
+    return this.parameters()[0]?.device ?? 'cpu';
   }
 
   /** Frees every parameter's gradient. */

@@ -33,7 +33,7 @@ export interface Kernels {
   cast(src: P, so: O, srcCode: number, dst: P, dO: O, dstCode: number, n: number): void;
   reduce(op: number, x: P, xo: O, out: P, oo: O, outer: number, R: number, inner: number, correction: number): void;
   matmul(a: P, ao: O, b: P, bo: O, c: P, co: O, batch: number, M: number, N: number, K: number, transA: number,
-    transB: number, aBatchStride: number, bBatchStride: number, alpha: number, beta: number): void;
+    transB: number, aBatchStride: number, bBatchStride: number, alpha: number, beta: number, dtypeCode?: number): void;
   softmax(x: P, xo: O, y: P, yo: O, N: number, C: number, log: number): void;
   softmaxBackward(y: P, yo: O, dy: P, dyo: O, dx: P, dxo: O, N: number, C: number, log: number): void;
   indexSelect(x: P, xo: O, idx: P, io: O, out: P, oo: O, outer: number, X: number, I: number, inner: number,
@@ -73,20 +73,58 @@ export interface Kernels {
   scaleInplace(x: P, xo: O, n: number, s: number): void;
 }
 
-export type Device = 'cpu' | `cuda:${number}`;
+/** 'cuda' is 'cuda:0'; tensors always report the indexed form. */
+export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
 
-function findAddon(): string {
+/** The CUDA addon's device controls, beside the kernels. */
+interface CudaControl {
+  deviceCount(): number;
+  useDevice(index: number): void;
+  synchronize(): void;
+  deviceName(): string;
+  allowTf32(on: boolean): void;
+}
+
+/** build/Release/<file> under the package root, or null. */
+function findBuilt(file: string): string | null {
   // dist/src/tensor/backend.js and src/tensor/backend.ts both sit under the package root.
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
-    const p = join(dir, 'build', 'Release', 'temper_native.node');
+    const p = join(dir, 'build', 'Release', file);
     if (existsSync(p)) return p;
     dir = dirname(dir);
   }
+  return null;
+}
+
+function findAddon(): string {
+  const p = findBuilt('temper_native.node');
+  if (p) return p;
   throw new Error(
     'temper: the native addon (build/Release/temper_native.node) is not built. ' +
       'Run `npm run setup` (installs the BLAS and builds it) or `npm run build:native`.',
   );
+}
+
+let defaultDevice: Device | undefined;
+
+/**
+ * Where creation functions put tensors when no device is given: 'cpu' unless set here or by
+ * the TEMPER_DEVICE environment variable (as torch.set_default_device).
+ */
+export function getDefaultDevice(): Device {
+  return (defaultDevice ??= normalizeDevice(process.env.TEMPER_DEVICE || 'cpu'));
+}
+export function setDefaultDevice(device: Device): void {
+  defaultDevice = normalizeDevice(device);
+}
+
+/** 'cuda' means 'cuda:0'; anything else must be 'cpu' or 'cuda:N'. */
+export function normalizeDevice(device: string): Device {
+  if (device === 'cpu') return 'cpu';
+  if (device === 'cuda') return 'cuda:0';
+  if (/^cuda:\d+$/.test(device)) return device as Device;
+  throw new Error(`unknown device "${device}" (use "cpu", "cuda" or "cuda:N")`);
 }
 
 /**
@@ -127,8 +165,53 @@ function chooseOmpSpin(): void {
 export const envSetByTemper: string[] = [];
 
 let cpuKernels: Kernels | undefined;
+let cudaAddon: (Kernels & CudaControl) | null | undefined;
+const cudaKernels = new Map<number, Kernels>();
+let cudaCurrent = -1;
 
-/** The kernels for a device; CPU loads the addon on first use. */
+function loadCuda(): (Kernels & CudaControl) | null {
+  if (cudaAddon === undefined) {
+    const p = findBuilt('temper_cuda.node');
+    cudaAddon = p ? (createRequire(import.meta.url)(p) as Kernels & CudaControl) : null;
+  }
+  return cudaAddon;
+}
+
+/** Number of CUDA devices temper can use (0 when built without CUDA or no GPU is present). */
+export function cudaDeviceCount(): number {
+  return loadCuda()?.deviceCount() ?? 0;
+}
+
+/** The CUDA addon for one device: every call first makes that device current (a no-op when it is). */
+function cudaKernelsFor(index: number): Kernels & CudaControl {
+  const addon = loadCuda();
+  if (!addon)
+    throw new Error(
+      `temper was built without CUDA: device "cuda:${index}" is not available (only "cpu"). ` +
+        'Build the CUDA backend with `npm run build:cuda` on a machine with the CUDA toolkit and cuBLAS.',
+    );
+  let k = cudaKernels.get(index);
+  if (!k) {
+    const count = addon.deviceCount();
+    if (index >= count) throw new Error(`device "cuda:${index}" is not available: ${count} CUDA device(s) found`);
+    const bound: Record<string, unknown> = {};
+    for (const [name, fn] of Object.entries(addon)) {
+      if (typeof fn !== 'function' || name === 'deviceCount') continue;
+      bound[name] = (...args: unknown[]) => {
+        if (cudaCurrent !== index) {
+          addon.useDevice(index);
+          cudaCurrent = index;
+        }
+        return (fn as (...a: unknown[]) => unknown)(...args);
+      };
+    }
+    k = bound as unknown as Kernels;
+    cudaKernels.set(index, k);
+  }
+  return k as Kernels & CudaControl;
+}
+
+/** The kernels for a device; each addon loads on first use. */
 export function kernelsFor(device: Device): Kernels {
   if (device === 'cpu') {
     if (!cpuKernels) {
@@ -138,7 +221,25 @@ export function kernelsFor(device: Device): Kernels {
     }
     return cpuKernels;
   }
-  throw new Error(`temper was built without CUDA: device "${device}" is not available (only "cpu")`);
+  return cudaKernelsFor(Number(normalizeDevice(device).slice(5)));
+}
+
+/** Waits until the device has finished all queued work (timing, host reads of device results). */
+export function synchronize(device: Device): void {
+  if (device !== 'cpu') cudaKernelsFor(Number(normalizeDevice(device).slice(5))).synchronize();
+}
+
+/** The device's name, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 81008 MiB)" or "cpu". */
+export function deviceName(device: Device): string {
+  return device === 'cpu' ? 'cpu' : cudaKernelsFor(Number(normalizeDevice(device).slice(5))).deviceName();
+}
+
+/**
+ * Lets f32 GEMMs on CUDA use TF32 tensor cores (10-bit mantissa inputs, f32 accumulate), as
+ * torch.backends.cuda.matmul.allow_tf32. Off by default so f32 results match the CPU to 1e-5.
+ */
+export function setAllowTf32(on: boolean): void {
+  loadCuda()?.allowTf32(on);
 }
 
 /** Threads used by native kernels and the BLAS (default: all cores, or TEMPER_NUM_THREADS). */

@@ -4,7 +4,7 @@ import './methods.js';
 
 export { Tensor, memoryStats, resetPeakMemory, emptyCache, numelOf, type NestedArray } from './tensor.js';
 export type { DType } from './dtype.js';
-export { type Device, setNumThreads, getNumThreads } from './backend.js';
+export { type Device, setNumThreads, getNumThreads, normalizeDevice, getDefaultDevice, setDefaultDevice, cudaDeviceCount, synchronize, deviceName, setAllowTf32 } from './backend.js';
 export { TemperError } from './errors.js';
 export { scope, keep, noGrad, withGrad, isGradEnabled } from './scope.js';
 export type { Primitive, BackwardOptions } from './autograd.js';

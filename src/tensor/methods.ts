@@ -1,9 +1,10 @@
 // Method-style access to the ops (x.add(y).sum()), attached to Tensor's prototype so
 // tensor.ts stays free of op imports. Each method is the function of the same name.
 import { backward as runBackward, type BackwardOptions } from './autograd.js';
-import type { DType } from './dtype.js';
+import { type DType, isDType } from './dtype.js';
+import type { Device } from './backend.js';
 import { Tensor } from './tensor.js';
-import { ones, rawCopy, toDType } from './ops/creation.js';
+import { ones, rawCopy, toDType, toDevice } from './ops/creation.js';
 import * as E from './ops/elementwise.js';
 import * as R from './ops/reduce.js';
 import * as S from './ops/shape.js';
@@ -17,8 +18,8 @@ declare module './tensor.js' {
   interface Tensor {
     /** Accumulates gradients of this tensor into every leaf's .grad. */
     backward(grad?: Tensor, opts?: BackwardOptions): void;
-    /** Converts dtype (a copy). */
-    to(dtype: DType): Tensor;
+    /** Converts dtype, or copies to a device ('cpu', 'cuda', 'cuda:N'); always a new tensor. */
+    to(target: DType | Device): Tensor;
     clone(): Tensor;
     add(o: TN): T; sub(o: TN): T; mul(o: TN): T; div(o: TN): T; pow(o: TN): T;
     maximum(o: TN): T; minimum(o: TN): T;
@@ -55,7 +56,7 @@ const proto = Tensor.prototype;
 proto.backward = function (this: T, grad?: Tensor, opts: BackwardOptions = {}) {
   runBackward(this, grad, opts, { ones: (s) => ones(s, { device: this.device }), add: E.add, clone: rawCopy });
 };
-proto.to = function (this: T, dtype: DType) { return toDType(this, dtype); };
+proto.to = function (this: T, target: DType | Device) { return isDType(target) ? toDType(this, target) : toDevice(this, target); };
 proto.clone = function (this: T) { return S.clone(this); };
 for (const name of ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const) {
   proto[name] = function (this: T, o: TN) { return E[name](this, o); };

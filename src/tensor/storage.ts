@@ -1,6 +1,6 @@
 // A native allocation shared by a tensor and its views, freed when the last holder lets go.
 // Reference counts are explicit (retain/release), never driven by the garbage collector.
-import { type Device, type Handle, kernelsFor } from './backend.js';
+import { type Device, type Handle, kernelsFor, normalizeDevice } from './backend.js';
 
 export class Storage {
   private refs = 1;
@@ -12,7 +12,8 @@ export class Storage {
   ) {}
 
   static allocate(device: Device, nbytes: number): Storage {
-    return new Storage(device, kernelsFor(device).alloc(nbytes), nbytes);
+    const d = normalizeDevice(device);
+    return new Storage(d, kernelsFor(d).alloc(nbytes), nbytes);
   }
 
   get alive(): boolean {

@@ -2,7 +2,7 @@
 // Storage is always contiguous; reshape and dim-0 slices are views (shared storage with an
 // offset), every other layout change is an explicit copy. Ops live in ./ops, methods in ./methods.
 import type { Device } from './backend.js';
-import { kernelsFor } from './backend.js';
+import { getDefaultDevice, kernelsFor, normalizeDevice } from './backend.js';
 import { DTYPE_SIZE, type DType, hostArrayFor } from './dtype.js';
 import { TemperError, fmtShape } from './errors.js';
 import { track, untrack } from './scope.js';
@@ -25,20 +25,54 @@ export class Tensor implements Disposable {
   private _requiresGrad = false;
   private _disposed = false;
 
+  private _storage: Storage;
+  private _offset: number;
+
   /** @internal use the creation functions or ops. */
   constructor(
-    readonly storage: Storage,
+    storage: Storage,
     readonly shape: readonly number[],
     readonly dtype: DType,
     /** Offset into storage, in elements. */
-    readonly offset = 0,
+    offset = 0,
   ) {
+    this._storage = storage;
+    this._offset = offset;
     liveTensors++;
     track(this);
   }
 
+  get storage(): Storage {
+    return this._storage;
+  }
+  /** Offset into storage, in elements. */
+  get offset(): number {
+    return this._offset;
+  }
+
+  /**
+   * Moves the data to another device in place, keeping this object (and its .grad), as
+   * torch's `module.to(device)` does for parameters. Only for tensors that own their storage
+   * alone: a view would be left behind on the old device. @internal use Module.to or .to(device).
+   */
+  relocate(device: Device): void {
+    this.assertLive('to');
+    const target = normalizeDevice(device);
+    if (target === this.device) return;
+    if (this._storage.holders > 1)
+      throw new TemperError(`to(${target}): tensor #${this.id} (shape ${fmtShape(this.shape)}) shares its storage with a view; move a copy instead`);
+    const nbytes = this.numel * DTYPE_SIZE[this.dtype];
+    const next = Storage.allocate(target, nbytes);
+    if (nbytes > 0)
+      kernelsFor(target).write(next.handle, 0, new Uint8Array(kernelsFor(this.device).read(this.handle, this.byteOffset, nbytes)));
+    this._storage.release();
+    this._storage = next;
+    this._offset = 0;
+    this.grad?.relocate(target);
+  }
+
   /** A fresh, uninitialised tensor. @internal */
-  static empty(shape: readonly number[], dtype: DType = 'f32', device: Device = 'cpu'): Tensor {
+  static empty(shape: readonly number[], dtype: DType = 'f32', device: Device = getDefaultDevice()): Tensor {
     const n = numelOf(shape);
     return new Tensor(Storage.allocate(device, n * DTYPE_SIZE[dtype]), [...shape], dtype);
   }
@@ -179,7 +213,7 @@ export function numelOf(shape: readonly number[]): number {
  * tensor storage; cachedBytes is freed memory kept for reuse; leakedBytes counts handles the
  * garbage collector found undisposed (reported, never freed by it).
  */
-export function memoryStats(device: Device = 'cpu'): {
+export function memoryStats(device: Device = getDefaultDevice()): {
   liveBytes: number;
   peakBytes: number;
   cachedBytes: number;
@@ -190,10 +224,10 @@ export function memoryStats(device: Device = 'cpu'): {
 }
 
 /** Returns cached free blocks to the system. */
-export function emptyCache(device: Device = 'cpu'): void {
+export function emptyCache(device: Device = getDefaultDevice()): void {
   kernelsFor(device).emptyCache();
 }
 
-export function resetPeakMemory(device: Device = 'cpu'): void {
+export function resetPeakMemory(device: Device = getDefaultDevice()): void {
   kernelsFor(device).resetPeak();
 }

@@ -78,6 +78,7 @@ export class AdamW implements Disposable {
         if (!t) throw new TemperError(`${source}: optimizer state has no '${key}'`);
         if (t.shape.join() !== p.shape.join()) throw new TemperError(`${source}: '${key}' has shape [${t.shape}], parameter is [${p.shape}]`);
         dst.dispose();
+        t.relocate(p.device);  // checkpoints load on the host; moments live beside their parameter
         if (dst === s.m) s.m = keep(t);
         else s.v = keep(t);
       }

@@ -2,7 +2,7 @@
 // Random ops draw from a counter-based generator (Philox), so a seed gives the same
 // numbers on any thread count; each call advances the generator's offset.
 import type { Device } from '../backend.js';
-import { kernelsFor } from '../backend.js';
+import { getDefaultDevice, kernelsFor, normalizeDevice } from '../backend.js';
 import { DTYPE_CODE, DTYPE_SIZE, type DType } from '../dtype.js';
 import { TemperError, fmtShape } from '../errors.js';
 import { Tensor, numelOf, type NestedArray } from '../tensor.js';
@@ -26,7 +26,7 @@ function checkShape(op: string, shape: readonly number[]): void {
 export function full(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
   checkShape('full', shape);
   const dtype = opts.dtype ?? 'f32';
-  const t = Tensor.empty(shape, dtype === 'bf16' ? 'f32' : dtype, opts.device ?? 'cpu');
+  const t = Tensor.empty(shape, dtype === 'bf16' ? 'f32' : dtype, opts.device ?? getDefaultDevice());
   kernelsFor(t.device).fill(DTYPE_CODE[t.dtype], t.handle, 0, t.numel, value);
   if (dtype === 'bf16') {
     const b = toDType(t, 'bf16');
@@ -74,7 +74,7 @@ export function fromArray(
     if (dtype === 'bf16') throw new TemperError('fromArray: bf16 data must be a Uint16Array of raw bf16 bits');
     src = (expected as typeof Float32Array).from(data as ArrayLike<number>);
   }
-  const t = Tensor.empty(shape, dtype, opts.device ?? 'cpu');
+  const t = Tensor.empty(shape, dtype, opts.device ?? getDefaultDevice());
   if (t.numel > 0) kernelsFor(t.device).write(t.handle, 0, src);
   return finish(t, opts);
 }
@@ -116,6 +116,21 @@ export function toDType(x: Tensor, dtype: DType): Tensor {
   x.assertLive('to');
   const out = Tensor.empty(x.shape, dtype, x.device);
   kernelsFor(x.device).cast(x.handle, x.byteOffset, DTYPE_CODE[x.dtype], out.handle, 0, DTYPE_CODE[dtype], x.numel);
+  return out;
+}
+
+/**
+ * A copy on `device` (raw bytes through host memory; CUDA stages large transfers in pinned
+ * memory). Always a new tensor with its own storage, also on the same device. Not
+ * differentiable: the result is a leaf, as parameters and inputs are when moved before use.
+ */
+export function toDevice(x: Tensor, device: Device): Tensor {
+  x.assertLive('to');
+  const d = normalizeDevice(device);
+  if (d === x.device) return rawCopy(x);
+  const out = Tensor.empty(x.shape, x.dtype, d);
+  const nbytes = x.numel * DTYPE_SIZE[x.dtype];
+  if (nbytes > 0) kernelsFor(d).write(out.handle, 0, new Uint8Array(kernelsFor(x.device).read(x.handle, x.byteOffset, nbytes)));
   return out;
 }
 
@@ -168,7 +183,7 @@ export interface RandomOptions extends CreateOptions {
 /** Uniform in [0, 1). */
 export function rand(shape: readonly number[], opts: RandomOptions = {}): Tensor {
   checkShape('rand', shape);
-  const t = Tensor.empty(shape, 'f32', opts.device ?? 'cpu');
+  const t = Tensor.empty(shape, 'f32', opts.device ?? getDefaultDevice());
   const [seed, off] = (opts.generator ?? defaultGenerator).take(t.numel);
   kernelsFor(t.device).randUniform(t.handle, 0, t.numel, seed, off, 0, 1);
   return finish(t, opts);
@@ -177,7 +192,7 @@ export function rand(shape: readonly number[], opts: RandomOptions = {}): Tensor
 /** Standard normal (times std, plus mean). */
 export function randn(shape: readonly number[], opts: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
   checkShape('randn', shape);
-  const t = Tensor.empty(shape, 'f32', opts.device ?? 'cpu');
+  const t = Tensor.empty(shape, 'f32', opts.device ?? getDefaultDevice());
   const [seed, off] = (opts.generator ?? defaultGenerator).take(t.numel);
   kernelsFor(t.device).randNormal(t.handle, 0, t.numel, seed, off, opts.mean ?? 0, opts.std ?? 1);
   return finish(t, opts);
@@ -187,7 +202,7 @@ export function randn(shape: readonly number[], opts: RandomOptions & { mean?: n
 export function randint(lo: number, hi: number, shape: readonly number[], opts: RandomOptions = {}): Tensor {
   checkShape('randint', shape);
   if (!(hi > lo)) throw new TemperError(`randint: empty range [${lo}, ${hi})`);
-  const t = Tensor.empty(shape, 'i32', opts.device ?? 'cpu');
+  const t = Tensor.empty(shape, 'i32', opts.device ?? getDefaultDevice());
   const [seed, off] = (opts.generator ?? defaultGenerator).take(t.numel);
   kernelsFor(t.device).randInt(t.handle, 0, t.numel, seed, off, lo, hi);
   return t;

@@ -1,6 +1,7 @@
 // Matrix products through the BLAS: batched with broadcast batch dims, and transposed
 // operands as flags (no copies). `linear` is x @ W^T + b with W stored as (out, in), as HF does.
 import { record } from '../autograd.js';
+import { DTYPE_CODE, type DType } from '../dtype.js';
 import { TemperError, fmtShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { broadcastShapes, check, empty, kern, numelOf, sameDevice } from './util.js';
@@ -16,9 +17,12 @@ export interface MatmulOptions {
 
 /** op(a) @ op(b) over the last two dims; leading dims broadcast. */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
-  check('matmul', a, 'a');
-  check('matmul', b, 'b');
+  // bf16 GEMMs (f32 accumulation) run on CUDA; the CPU backend computes in f32.
+  const dtypes: DType[] = a.device === 'cpu' ? ['f32'] : ['f32', 'bf16'];
+  check('matmul', a, 'a', dtypes);
+  check('matmul', b, 'b', dtypes);
   sameDevice('matmul', a, b);
+  if (a.dtype !== b.dtype) throw new TemperError(`matmul: operands have dtypes ${a.dtype} and ${b.dtype}; convert one with .to()`);
   if (a.ndim < 2 || b.ndim < 2)
     throw new TemperError(`matmul: operands must be at least 2-d, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)} (unsqueeze vectors)`);
   const ta = !!opts.transA, tb = !!opts.transB;
@@ -42,8 +46,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   };
   const [A, aStride] = fit(a);
   const [B, bStride] = fit(b);
-  const out = empty([...batchShape, M, N], 'f32', a);
-  kern(a).matmul(A.handle, A.byteOffset, B.handle, B.byteOffset, out.handle, 0, batch, M, N, K, ta ? 1 : 0, tb ? 1 : 0, aStride, bStride, 1, 0);
+  const out = empty([...batchShape, M, N], a.dtype, a);
+  kern(a).matmul(A.handle, A.byteOffset, B.handle, B.byteOffset, out.handle, 0, batch, M, N, K, ta ? 1 : 0, tb ? 1 : 0, aStride, bStride, 1, 0,
+    DTYPE_CODE[a.dtype]);
   if (A !== a) A.dispose();
   if (B !== b) B.dispose();
   record('matmul', [a, b], out, [a, b], { transA: ta, transB: tb });

@@ -5,7 +5,7 @@ import { DTYPE_CODE, DTYPE_SIZE } from '../dtype.js';
 import { TemperError, fmtShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { broadcastShapes, broadcastStrides, contiguousStrides, empty, kern, normAxis, numelOf, sameDevice } from './util.js';
-import { zeros } from './creation.js';
+import { toDevice, zeros } from './creation.js';
 
 /** A view with a new shape (one dim may be -1). */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -213,7 +213,15 @@ export function writeSlice(dst: Tensor, dim: number, start: number, src: Tensor)
 export function assign(dst: Tensor, src: Tensor): void {
   dst.assertLive('assign');
   src.assertLive('assign');
-  sameDevice('assign', dst, src);
+  if (src.device !== dst.device) {  // a checkpoint read on the host into a parameter on a GPU
+    const moved = toDevice(src, dst.device);
+    try {
+      assign(dst, moved);
+    } finally {
+      moved.dispose();
+    }
+    return;
+  }
   if (src.shape.join() !== dst.shape.join()) throw new TemperError(`assign: shape ${fmtShape(src.shape)} into ${fmtShape(dst.shape)}`);
   if (dst.numel > 0) kern(dst).cast(src.handle, src.byteOffset, DTYPE_CODE[src.dtype], dst.handle, dst.byteOffset, DTYPE_CODE[dst.dtype], dst.numel);
 }

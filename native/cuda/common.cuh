@@ -1,0 +1,98 @@
+// Shared by the CUDA kernels: the current stream, error checks that name the op and its
+// shapes, launch geometry, and block/warp reductions. Kernels implement native/src/kernels.h
+// with device pointers; every launch goes on stream() and is checked with check_launch.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <utility>
+#include "../src/kernels.h"
+
+namespace temper::cuda {
+
+// The stream of the current device (one per device; created on first use).
+cudaStream_t stream();
+int current_device();
+int sm_count();
+
+// Throws std::runtime_error "temper cuda: <op> (<detail>): <cuda error name>: <message>".
+[[noreturn]] void fail(const char* op, const std::string& detail, cudaError_t err);
+inline void check(cudaError_t err, const char* op, const std::string& detail = "") {
+  if (err != cudaSuccess) fail(op, detail, err);
+}
+// After a kernel launch: launch-configuration errors throw here. Faults inside a kernel surface at
+// the next synchronizing call; with TEMPER_CUDA_SYNC=1 every launch synchronizes so they name their op.
+void check_launch(const char* op, const std::string& detail = "");
+
+// "N=4, C=7" for error messages.
+std::string dims(std::initializer_list<std::pair<const char*, int64_t>> d);
+
+// Temporary device memory from the caching allocator (counted in live bytes while held).
+void* scratch_alloc(size_t nbytes);
+void scratch_free(void* p, size_t nbytes);
+
+// Blocks for a grid-stride loop over n items: enough to fill the GPU, never more than needed.
+inline unsigned grid_for(int64_t n, int threads = 256) {
+  int64_t need = (n + threads - 1) / threads;
+  int64_t cap = (int64_t)sm_count() * 32;
+  if (need < 1) need = 1;
+  return (unsigned)(need < cap ? need : cap);
+}
+
+// Sum over a warp, result in every lane.
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+template <typename T>
+__device__ __forceinline__ T warp_max(T v) {
+  for (int o = 16; o > 0; o >>= 1) {
+    T w = __shfl_xor_sync(0xffffffffu, v, o);
+    v = w > v ? w : v;
+  }
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, <= 1024), result returned to every thread.
+// `shared` holds at least 32 T. Contains __syncthreads: call from all threads.
+template <typename T>
+__device__ T block_sum(T v, T* shared) {
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  T r = lane < nwarps ? shared[lane] : T(0);
+  return warp_sum(r);
+}
+template <typename T>
+__device__ T block_max(T v, T* shared, T lowest) {
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  T r = lane < nwarps ? shared[lane] : lowest;
+  return warp_max(r);
+}
+
+// Records the first bad position of an index kernel: kernels call report() with the position,
+// the host reads result() (a synchronizing copy) as kernels.h's "-(pos+1) or 0" code.
+class BadIndex {
+ public:
+  BadIndex();
+  ~BadIndex();
+  unsigned long long* device() const { return flag_; }
+  int64_t result(const char* op, const std::string& detail);  // 0, or -(first bad pos + 1)
+
+ private:
+  unsigned long long* flag_;
+};
+__device__ __forceinline__ void report_bad_index(unsigned long long* flag, int64_t pos) {
+  atomicMin(flag, (unsigned long long)pos);
+}
+
+}  // namespace temper::cuda

@@ -1,0 +1,177 @@
+// Fused cross-entropy with label smoothing and ignore_index over logits (N rows, V vocab) on the
+// GPU; mirrors native/src/cross_entropy.cc. Forward: labels are checked first (nothing is written on
+// a bad one), then one block per row takes the row max, then sum exp(x - max), in two passes.
+// Backward: one block per row writes every dlogit. exp is the CPU's fast_exp, FMAs included, so
+// the backward is bitwise the CPU's for the same lse; the forward differs only by summation order.
+#include <algorithm>
+#include <cmath>
+#include "common.cuh"
+
+namespace temper {
+
+namespace {
+
+using cuda::block_max;
+using cuda::block_sum;
+
+template <int W>
+struct alignas(4 * W) Floats {
+  float v[W];
+};
+template <int W>
+__device__ __forceinline__ Floats<W> load(const float* p) {
+  return *reinterpret_cast<const Floats<W>*>(p);
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// Threads per row block: enough for `work` items, a warp multiple, at most 256.
+int row_threads(int64_t work) { return (int)std::min<int64_t>(256, std::max<int64_t>(32, (work + 31) / 32 * 32)); }
+
+// native/src/simd.h's fast_exp, with the contractions GCC makes in its AVX2/AVX-512 builds spelled
+// out (fmaf where it fuses, _rn intrinsics where it must not), so the results are the CPU's bits.
+__device__ __forceinline__ float fast_exp(float x) {
+  const float hi = 88.72283935546875f, lo = -103.972084045410f;
+  const float xc = x < hi ? (x > lo ? x : lo) : hi;  // NaN becomes hi here, restored below
+  const float n = rintf(__fmul_rn(xc, 1.44269504088896341f));
+  float r = fmaf(-n, 0.693359375f, xc);
+  r = fmaf(n, 2.12194440e-4f, r);
+  float p = fmaf(1.9875691500e-4f, r, 1.3981999507e-3f);
+  p = fmaf(p, r, 8.3334519073e-3f);
+  p = fmaf(p, r, 4.1665795894e-2f);
+  p = fmaf(p, r, 1.6666665459e-1f);
+  p = fmaf(p, r, 5.0000001201e-1f);
+  p = __fadd_rn(fmaf(__fmul_rn(p, r), r, r), 1.0f);
+  // 2^n via two halves so n down to -150 (subnormals) stays exact enough.
+  const int ni = (int)n, n1 = ni >> 1, n2 = ni - n1;
+  float res = __fmul_rn(__fmul_rn(p, __int_as_float((n1 + 127) << 23)), __int_as_float((n2 + 127) << 23));
+  res = x > hi ? INFINITY : res;
+  res = x < lo ? 0.0f : res;
+  return x != x ? x : res;
+}
+
+__global__ void check_labels_kernel(const int32_t* labels, int64_t N, int64_t V, int32_t ignore_index,
+                                    unsigned long long* bad) {
+  for (int64_t n = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; n < N; n += (int64_t)gridDim.x * blockDim.x) {
+    const int32_t y = labels[n];
+    if (y != ignore_index && (y < 0 || y >= V)) cuda::report_bad_index(bad, n);
+  }
+}
+
+// Ignored rows get loss 0 and lse 0 without reading their logits. A row of all -inf sums to 0
+// (the shift is 0, not -inf), so its lse is -inf rather than NaN, as on the CPU.
+template <int W>
+__global__ void ce_forward_kernel(const float* logits, const int32_t* labels, float* loss, float* lse, int64_t N,
+                                  int64_t V, int32_t ignore_index, float eps) {
+  __shared__ float redf[32];
+  __shared__ double redd[32];
+  const int64_t nv = V / W;
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const int32_t y = labels[n];
+    if (y == ignore_index) {
+      if (threadIdx.x == 0) loss[n] = 0.0f, lse[n] = 0.0f;
+      continue;
+    }
+    const float* xr = logits + n * V;
+    float mx = -INFINITY;
+    double sx = 0.0;  // sum x for the smoothing term; double, as the CPU's chunk sums are added
+    for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W);
+#pragma unroll
+      for (int q = 0; q < W; q++) {
+        mx = a.v[q] > mx ? a.v[q] : mx;
+        sx += a.v[q];
+      }
+    }
+    mx = block_max(mx, redf, -INFINITY);
+    sx = block_sum(sx, redd);
+    const float shift = mx == -INFINITY ? 0.0f : mx;
+    float s = 0.0f;
+    for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W);
+#pragma unroll
+      for (int q = 0; q < W; q++) s += fast_exp(a.v[q] - shift);
+    }
+    s = block_sum(s, redf);
+    if (threadIdx.x == 0) {
+      // log in double, rounded: glibc's logf is (nearly always) correctly rounded, CUDA's is 1 ulp.
+      const float l = __fadd_rn(mx, (float)log((double)s));
+      const float nll = __fsub_rn(l, xr[y]);
+      lse[n] = l;
+      // eps == 0 skips the smoothing term, so a -inf logit (masked vocab) cannot make 0 * inf = NaN.
+      loss[n] = eps == 0.0f ? nll
+                            : __fadd_rn(__fmul_rn(1.0f - eps, nll), __fmul_rn(eps, __fsub_rn(l, (float)(sx / (double)V))));
+    }
+  }
+}
+
+// dlogits = g * (exp(x - lse) - eps/V), minus g*(1-eps) at the label; ignored rows are zero.
+// A bad label (the forward rejects them) matches no column, so it only goes without its term.
+template <int W>
+__global__ void ce_backward_kernel(const float* logits, const int32_t* labels, const float* lse, const float* g,
+                                   float* dlogits, int64_t N, int64_t V, int32_t ignore_index, float eps, float eps_v) {
+  const int64_t nv = V / W;
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const float* xr = logits + n * V;
+    float* dr = dlogits + n * V;
+    const int32_t y = labels[n];
+    const bool ignored = y == ignore_index;
+    const float gi = ignored ? 0.0f : g[n], l = ignored ? 0.0f : lse[n];
+    for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
+      Floats<W> o;
+      if (ignored) {
+#pragma unroll
+        for (int q = 0; q < W; q++) o.v[q] = 0.0f;
+      } else {
+        const Floats<W> a = load<W>(xr + j * W);
+#pragma unroll
+        for (int q = 0; q < W; q++) {
+          float d = __fsub_rn(fast_exp(__fsub_rn(a.v[q], l)), eps_v);
+          if (j * W + q == y) d = __fsub_rn(d, 1.0f - eps);
+          o.v[q] = __fmul_rn(gi, d);
+        }
+      }
+      *reinterpret_cast<Floats<W>*>(dr + j * W) = o;
+    }
+  }
+}
+
+}  // namespace
+
+int64_t cross_entropy_forward_f32(const float* logits, const int32_t* labels, float* loss, float* lse, int64_t N,
+                                  int64_t V, int32_t ignore_index, float eps) {
+  if (N == 0) return 0;
+  const std::string detail = cuda::dims({{"N", N}, {"V", V}});
+  cuda::BadIndex bad;
+  check_labels_kernel<<<cuda::grid_for(N), 256, 0, cuda::stream()>>>(labels, N, V, ignore_index, bad.device());
+  cuda::check_launch("cross_entropy_forward_f32 labels", detail);
+  if (const int64_t code = bad.result("cross_entropy_forward_f32", detail)) return code;
+
+  const bool vec = V % 4 == 0 && aligned16(logits);
+  const int threads = row_threads(vec ? V / 4 : V);
+  const unsigned grid = cuda::grid_for(N, 1);
+  if (vec)
+    ce_forward_kernel<4><<<grid, threads, 0, cuda::stream()>>>(logits, labels, loss, lse, N, V, ignore_index, eps);
+  else
+    ce_forward_kernel<1><<<grid, threads, 0, cuda::stream()>>>(logits, labels, loss, lse, N, V, ignore_index, eps);
+  cuda::check_launch("cross_entropy_forward_f32", detail);
+  return 0;
+}
+
+void cross_entropy_backward_f32(const float* logits, const int32_t* labels, const float* lse, const float* g,
+                                float* dlogits, int64_t N, int64_t V, int32_t ignore_index, float eps) {
+  if (N == 0 || V == 0) return;
+  const float eps_v = eps / (float)V;
+  const bool vec = V % 4 == 0 && aligned16(logits) && aligned16(dlogits);
+  const int threads = row_threads(vec ? V / 4 : V);
+  const unsigned grid = cuda::grid_for(N, 1);
+  if (vec)
+    ce_backward_kernel<4><<<grid, threads, 0, cuda::stream()>>>(logits, labels, lse, g, dlogits, N, V, ignore_index,
+                                                                 eps, eps_v);
+  else
+    ce_backward_kernel<1><<<grid, threads, 0, cuda::stream()>>>(logits, labels, lse, g, dlogits, N, V, ignore_index,
+                                                                 eps, eps_v);
+  cuda::check_launch("cross_entropy_backward_f32", cuda::dims({{"N", N}, {"V", V}}));
+}
+
+}  // namespace temper

@@ -1,0 +1,313 @@
+// Fused RMSNorm and LayerNorm over the last dim of x (N rows, C channels), forward and backward, on
+// the GPU; mirrors native/src/norm.cc. Row statistics accumulate in double, one block per row. The
+// f32 formulas keep the CPU's rounding, including the FMAs GCC contracts in its AVX2/AVX-512 builds,
+// so only the order of the double row sums differs. dw/db use the CPU's fixed row blocks (partials
+// summed in block order), which makes them deterministic and bitwise equal to the CPU.
+#include <algorithm>
+#include "common.cuh"
+
+namespace temper {
+
+namespace {
+
+using cuda::block_sum;
+
+constexpr int kColThreads = 256;
+
+// W consecutive floats moved as one load/store (float4 when W = 4).
+template <int W>
+struct alignas(4 * W) Floats {
+  float v[W];
+};
+template <int W>
+__device__ __forceinline__ Floats<W> load(const float* p) {
+  return *reinterpret_cast<const Floats<W>*>(p);
+}
+template <int W>
+__device__ __forceinline__ void store(float* p, const Floats<W>& f) {
+  *reinterpret_cast<Floats<W>*>(p) = f;
+}
+// LayerNorm's optional w and b: W floats at p + i, or W copies of `fill` when p is null (the CPU's
+// ones/zeros vectors, so the fused xh*w + b rounds the same).
+template <int W>
+__device__ __forceinline__ Floats<W> load_or(const float* p, int64_t i, float fill) {
+  if (p) return load<W>(p + i);
+  Floats<W> f;
+#pragma unroll
+  for (int q = 0; q < W; q++) f.v[q] = fill;
+  return f;
+}
+
+// An absent optional (null) counts as aligned.
+bool aligned16(const void* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// Threads per row block: enough for `work` items, a warp multiple, at most 256.
+int row_threads(int64_t work) { return (int)std::min<int64_t>(256, std::max<int64_t>(32, (work + 31) / 32 * 32)); }
+
+// Same row blocks as the CPU: a function of N only (at most 64 blocks).
+int64_t rows_per_block(int64_t N) { return std::max<int64_t>(1, (N + 63) / 64); }
+
+// 1 / sqrt(mean + eps) with IEEE sqrt and division, as the CPU computes it.
+__device__ __forceinline__ float inv_std(double sum, int64_t C, float eps) {
+  return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn((float)(sum / (double)C), eps)));
+}
+
+template <int W>
+__global__ void rms_forward_kernel(const float* x, const float* w, float* y, float* rstd, int64_t N, int64_t C,
+                                   float eps) {
+  __shared__ double red[32];
+  const int64_t cv = C / W;
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const float* xr = x + n * C;
+    float* yr = y + n * C;
+    double ss = 0.0;
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W);
+#pragma unroll
+      for (int q = 0; q < W; q++) ss += (double)a.v[q] * a.v[q];
+    }
+    const float r = inv_std(block_sum(ss, red), C, eps);
+    if (threadIdx.x == 0) rstd[n] = r;
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W), b = load<W>(w + j * W);
+      Floats<W> o;
+#pragma unroll
+      for (int q = 0; q < W; q++) o.v[q] = b.v[q] * (a.v[q] * r);
+      store<W>(yr + j * W, o);
+    }
+  }
+}
+
+// dx = rstd * (w*dy - x * k), k = mean(w*dy*x) * rstd^2; the CPU fuses w*dy into the subtraction.
+template <int W>
+__global__ void rms_backward_dx_kernel(const float* x, const float* w, const float* rstd, const float* dy, float* dx,
+                                       int64_t N, int64_t C) {
+  __shared__ double red[32];
+  const int64_t cv = C / W;
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const float* xr = x + n * C;
+    const float* gr = dy + n * C;
+    float* dr = dx + n * C;
+    const float r = rstd[n];
+    double dot = 0.0;
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W), g = load<W>(gr + j * W), b = load<W>(w + j * W);
+#pragma unroll
+      for (int q = 0; q < W; q++) dot += (double)(b.v[q] * g.v[q]) * a.v[q];
+    }
+    dot = block_sum(dot, red);
+    const float k = (float)(dot / (double)C) * (r * r);
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W), g = load<W>(gr + j * W), b = load<W>(w + j * W);
+      Floats<W> o;
+#pragma unroll
+      for (int q = 0; q < W; q++) o.v[q] = r * fmaf(b.v[q], g.v[q], -(a.v[q] * k));
+      store<W>(dr + j * W, o);
+    }
+  }
+}
+
+// Block-row partials (blockIdx.y = row block): part[b * C + c] = sum over the block's rows, in order.
+__global__ void rms_dw_partial_kernel(const float* x, const float* rstd, const float* dy, double* part, int64_t N,
+                                      int64_t C, int64_t rb) {
+  const int64_t b = blockIdx.y, n0 = b * rb, n1 = min(N, n0 + rb);
+  for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < C; c += (int64_t)gridDim.x * blockDim.x) {
+    double acc = 0.0;
+    for (int64_t n = n0; n < n1; n++) acc += (double)(dy[n * C + c] * (x[n * C + c] * rstd[n]));
+    part[b * C + c] = acc;
+  }
+}
+
+// out[c] = sum of the nb partials in block order, rounded once.
+__global__ void sum_partials_kernel(const double* part, float* out, int64_t nb, int64_t C) {
+  for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < C; c += (int64_t)gridDim.x * blockDim.x) {
+    double acc = part[c];
+    for (int64_t b = 1; b < nb; b++) acc += part[b * C + c];
+    out[c] = (float)acc;
+  }
+}
+
+template <int W>
+__global__ void ln_forward_kernel(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd,
+                                  int64_t N, int64_t C, float eps) {
+  __shared__ double red[32];
+  const int64_t cv = C / W;
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const float* xr = x + n * C;
+    float* yr = y + n * C;
+    double s = 0.0;
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W);
+#pragma unroll
+      for (int q = 0; q < W; q++) s += a.v[q];
+    }
+    const double mu = block_sum(s, red) / (double)C;
+    // Second pass around the double mean: no E[x^2] - E[x]^2 cancellation.
+    double ss = 0.0;
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W);
+#pragma unroll
+      for (int q = 0; q < W; q++) ss += ((double)a.v[q] - mu) * ((double)a.v[q] - mu);
+    }
+    const float m = (float)mu, r = inv_std(block_sum(ss, red), C, eps);
+    if (threadIdx.x == 0) mean[n] = m, rstd[n] = r;
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W), wv = load_or<W>(w, j * W, 1.0f), bv = load_or<W>(b, j * W, 0.0f);
+      Floats<W> o;
+#pragma unroll
+      for (int q = 0; q < W; q++) o.v[q] = fmaf((a.v[q] - m) * r, wv.v[q], bv.v[q]);
+      store<W>(yr + j * W, o);
+    }
+  }
+}
+
+// dx = rstd * (w*dy - mean(g) - xh * mean(g*xh)) with g = w*dy, fused as the CPU does.
+template <int W>
+__global__ void ln_backward_dx_kernel(const float* x, const float* w, const float* mean, const float* rstd,
+                                      const float* dy, float* dx, int64_t N, int64_t C) {
+  __shared__ double red[32];
+  const int64_t cv = C / W;
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const float* xr = x + n * C;
+    const float* gr = dy + n * C;
+    float* dr = dx + n * C;
+    const float m = mean[n], r = rstd[n];
+    double sg = 0.0, sgx = 0.0;
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W), d = load<W>(gr + j * W), wv = load_or<W>(w, j * W, 1.0f);
+#pragma unroll
+      for (int q = 0; q < W; q++) {
+        const float g = wv.v[q] * d.v[q];
+        sg += g;
+        sgx += (double)g * ((a.v[q] - m) * r);
+      }
+    }
+    const float mg = (float)(block_sum(sg, red) / (double)C);
+    const float mgx = (float)(block_sum(sgx, red) / (double)C);
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W), d = load<W>(gr + j * W), wv = load_or<W>(w, j * W, 1.0f);
+      Floats<W> o;
+#pragma unroll
+      for (int q = 0; q < W; q++) {
+        const float xh = (a.v[q] - m) * r;
+        o.v[q] = r * fmaf(-xh, mgx, fmaf(wv.v[q], d.v[q], -mg));
+      }
+      store<W>(dr + j * W, o);
+    }
+  }
+}
+
+// dw and db partials (either may be null), as rms_dw_partial_kernel.
+__global__ void ln_dwdb_partial_kernel(const float* x, const float* mean, const float* rstd, const float* dy,
+                                       double* part_w, double* part_b, int64_t N, int64_t C, int64_t rb) {
+  const int64_t b = blockIdx.y, n0 = b * rb, n1 = min(N, n0 + rb);
+  for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < C; c += (int64_t)gridDim.x * blockDim.x) {
+    double aw = 0.0, ab = 0.0;
+    for (int64_t n = n0; n < n1; n++) {
+      const float g = dy[n * C + c];
+      aw += (double)(g * ((x[n * C + c] - mean[n]) * rstd[n]));
+      ab += g;
+    }
+    if (part_w) part_w[b * C + c] = aw;
+    if (part_b) part_b[b * C + c] = ab;
+  }
+}
+
+void launch_sum_partials(const double* part, float* out, int64_t nb, int64_t C, const char* op) {
+  sum_partials_kernel<<<cuda::grid_for(C, kColThreads), kColThreads, 0, cuda::stream()>>>(part, out, nb, C);
+  cuda::check_launch(op, cuda::dims({{"nb", nb}, {"C", C}}));
+}
+
+// (nb, C) double scratch for block partials; null when the output is not wanted.
+double* alloc_partials(bool wanted, int64_t nb, int64_t C) {
+  return wanted ? static_cast<double*>(cuda::scratch_alloc((size_t)(nb * C) * sizeof(double))) : nullptr;
+}
+void free_partials(double* p, int64_t nb, int64_t C) {
+  if (p) cuda::scratch_free(p, (size_t)(nb * C) * sizeof(double));
+}
+
+}  // namespace
+
+void rms_norm_forward_f32(const float* x, const float* w, float* y, float* rstd, int64_t N, int64_t C, float eps) {
+  if (N == 0) return;  // C == 0 still writes rstd (NaN, as 0/0 on the CPU)
+  const bool vec = C % 4 == 0 && aligned16(x) && aligned16(w) && aligned16(y);
+  const int threads = row_threads(vec ? C / 4 : C);
+  const unsigned grid = cuda::grid_for(N, 1);
+  if (vec)
+    rms_forward_kernel<4><<<grid, threads, 0, cuda::stream()>>>(x, w, y, rstd, N, C, eps);
+  else
+    rms_forward_kernel<1><<<grid, threads, 0, cuda::stream()>>>(x, w, y, rstd, N, C, eps);
+  cuda::check_launch("rms_norm_forward_f32", cuda::dims({{"N", N}, {"C", C}}));
+}
+
+void rms_norm_backward_f32(const float* x, const float* w, const float* rstd, const float* dy, float* dx, float* dw,
+                           int64_t N, int64_t C) {
+  if (C == 0) return;
+  const std::string detail = cuda::dims({{"N", N}, {"C", C}});
+  if (N == 0) {  // a sum over no rows
+    cuda::check(cudaMemsetAsync(dw, 0, (size_t)C * sizeof(float), cuda::stream()), "rms_norm_backward_f32", detail);
+    return;
+  }
+  const bool vec = C % 4 == 0 && aligned16(x) && aligned16(w) && aligned16(dy) && aligned16(dx);
+  const int threads = row_threads(vec ? C / 4 : C);
+  const unsigned grid = cuda::grid_for(N, 1);
+  if (vec)
+    rms_backward_dx_kernel<4><<<grid, threads, 0, cuda::stream()>>>(x, w, rstd, dy, dx, N, C);
+  else
+    rms_backward_dx_kernel<1><<<grid, threads, 0, cuda::stream()>>>(x, w, rstd, dy, dx, N, C);
+  cuda::check_launch("rms_norm_backward_f32", detail);
+
+  const int64_t rb = rows_per_block(N), nb = (N + rb - 1) / rb;
+  double* part = alloc_partials(true, nb, C);
+  const dim3 pgrid(cuda::grid_for(C, kColThreads), (unsigned)nb);
+  rms_dw_partial_kernel<<<pgrid, kColThreads, 0, cuda::stream()>>>(x, rstd, dy, part, N, C, rb);
+  cuda::check_launch("rms_norm_backward_f32 dw", detail);
+  launch_sum_partials(part, dw, nb, C, "rms_norm_backward_f32 dw");
+  free_partials(part, nb, C);  // the allocator is stream-ordered
+}
+
+void layer_norm_forward_f32(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd,
+                            int64_t N, int64_t C, float eps) {
+  if (N == 0) return;
+  const bool vec = C % 4 == 0 && aligned16(x) && aligned16(w) && aligned16(b) && aligned16(y);
+  const int threads = row_threads(vec ? C / 4 : C);
+  const unsigned grid = cuda::grid_for(N, 1);
+  if (vec)
+    ln_forward_kernel<4><<<grid, threads, 0, cuda::stream()>>>(x, w, b, y, mean, rstd, N, C, eps);
+  else
+    ln_forward_kernel<1><<<grid, threads, 0, cuda::stream()>>>(x, w, b, y, mean, rstd, N, C, eps);
+  cuda::check_launch("layer_norm_forward_f32", cuda::dims({{"N", N}, {"C", C}}));
+}
+
+void layer_norm_backward_f32(const float* x, const float* w, const float* mean, const float* rstd, const float* dy,
+                             float* dx, float* dw, float* db, int64_t N, int64_t C) {
+  if (C == 0) return;
+  const std::string detail = cuda::dims({{"N", N}, {"C", C}});
+  if (N == 0) {  // a sum over no rows
+    for (float* out : {dw, db})
+      if (out) cuda::check(cudaMemsetAsync(out, 0, (size_t)C * sizeof(float), cuda::stream()), "layer_norm_backward_f32", detail);
+    return;
+  }
+  const bool vec = C % 4 == 0 && aligned16(x) && aligned16(w) && aligned16(dy) && aligned16(dx);
+  const int threads = row_threads(vec ? C / 4 : C);
+  const unsigned grid = cuda::grid_for(N, 1);
+  if (vec)
+    ln_backward_dx_kernel<4><<<grid, threads, 0, cuda::stream()>>>(x, w, mean, rstd, dy, dx, N, C);
+  else
+    ln_backward_dx_kernel<1><<<grid, threads, 0, cuda::stream()>>>(x, w, mean, rstd, dy, dx, N, C);
+  cuda::check_launch("layer_norm_backward_f32", detail);
+  if (!dw && !db) return;
+
+  const int64_t rb = rows_per_block(N), nb = (N + rb - 1) / rb;
+  double* part_w = alloc_partials(dw != nullptr, nb, C);
+  double* part_b = alloc_partials(db != nullptr, nb, C);
+  const dim3 pgrid(cuda::grid_for(C, kColThreads), (unsigned)nb);
+  ln_dwdb_partial_kernel<<<pgrid, kColThreads, 0, cuda::stream()>>>(x, mean, rstd, dy, part_w, part_b, N, C, rb);
+  cuda::check_launch("layer_norm_backward_f32 dw/db", detail);
+  if (dw) launch_sum_partials(part_w, dw, nb, C, "layer_norm_backward_f32 dw");
+  if (db) launch_sum_partials(part_b, db, nb, C, "layer_norm_backward_f32 db");
+  free_partials(part_w, nb, C);
+  free_partials(part_b, nb, C);
+}
+
+}  // namespace temper

@@ -1,0 +1,156 @@
+// Optimizer kernels on the GPU, mirroring native/src/optim.cc: one fused AdamW step over a flat f32
+// parameter (bitwise the CPU's: same host scalars, same f32 rounding order, including the FMAs GCC
+// contracts in its AVX2/AVX-512 builds), a deterministic double sum of squares (for global
+// grad-norm clipping) and an in-place scale.
+#include <algorithm>
+#include <cmath>
+#include "common.cuh"
+
+namespace temper {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kSumBlocks = 1024;  // most first-stage partials of sum_squares
+
+template <int W>
+struct alignas(4 * W) Floats {
+  float v[W];
+};
+template <int W>
+__device__ __forceinline__ Floats<W> load(const float* p) {
+  return *reinterpret_cast<const Floats<W>*>(p);
+}
+template <int W>
+__device__ __forceinline__ void store(float* p, const Floats<W>& f) {
+  *reinterpret_cast<Floats<W>*>(p) = f;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+struct AdamScalars {
+  float b1, b2, eps, grad_scale, decay, a1, a2, neg_step_size, bc2_sqrt;
+};
+
+__device__ __forceinline__ void adamw_one(float& p, float g, float& m, float& v, const AdamScalars& s) {
+  const float gi = __fmul_rn(g, s.grad_scale);
+  const float mi = fmaf(m, s.b1, __fmul_rn(s.a1, gi));
+  const float vi = fmaf(v, s.b2, __fmul_rn(__fmul_rn(s.a2, gi), gi));
+  const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), s.bc2_sqrt), s.eps);
+  p = fmaf(p, s.decay, __fdiv_rn(__fmul_rn(s.neg_step_size, mi), denom));
+  m = mi;
+  v = vi;
+}
+
+// W-wide groups first, then the n % W tail (empty for W = 1).
+template <int W>
+__global__ void adamw_kernel(float* p, const float* g, float* m, float* v, int64_t n, AdamScalars s) {
+  const int64_t nv = n / W, stride = (int64_t)gridDim.x * blockDim.x;
+  const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  for (int64_t i = tid; i < nv; i += stride) {
+    Floats<W> pp = load<W>(p + i * W), mm = load<W>(m + i * W), vv = load<W>(v + i * W);
+    const Floats<W> gg = load<W>(g + i * W);
+#pragma unroll
+    for (int q = 0; q < W; q++) adamw_one(pp.v[q], gg.v[q], mm.v[q], vv.v[q], s);
+    store<W>(p + i * W, pp);
+    store<W>(m + i * W, mm);
+    store<W>(v + i * W, vv);
+  }
+  for (int64_t i = nv * W + tid; i < n; i += stride) adamw_one(p[i], g[i], m[i], v[i], s);
+}
+
+// First stage: block b's double partial over a fixed grid-stride slice (the grid depends on n only).
+template <int W>
+__global__ void sum_squares_partial_kernel(const float* x, int64_t n, double* part) {
+  __shared__ double red[32];
+  const int64_t nv = n / W, stride = (int64_t)gridDim.x * blockDim.x;
+  const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  double s = 0.0;
+  for (int64_t i = tid; i < nv; i += stride) {
+    const Floats<W> a = load<W>(x + i * W);
+#pragma unroll
+    for (int q = 0; q < W; q++) s += (double)a.v[q] * a.v[q];
+  }
+  for (int64_t i = nv * W + tid; i < n; i += stride) s += (double)x[i] * x[i];
+  s = cuda::block_sum(s, red);
+  if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+
+// Second stage, one block: the partials in a fixed order.
+__global__ void sum_partials_kernel(const double* part, int64_t nb, double* out) {
+  __shared__ double red[32];
+  double s = 0.0;
+  for (int64_t b = threadIdx.x; b < nb; b += blockDim.x) s += part[b];
+  s = cuda::block_sum(s, red);
+  if (threadIdx.x == 0) *out = s;
+}
+
+template <int W>
+__global__ void scale_kernel(float* x, int64_t n, float s) {
+  const int64_t nv = n / W, stride = (int64_t)gridDim.x * blockDim.x;
+  const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  for (int64_t i = tid; i < nv; i += stride) {
+    Floats<W> a = load<W>(x + i * W);
+#pragma unroll
+    for (int q = 0; q < W; q++) a.v[q] *= s;
+    store<W>(x + i * W, a);
+  }
+  for (int64_t i = nv * W + tid; i < n; i += stride) x[i] *= s;
+}
+
+}  // namespace
+
+void adamw_step_f32(float* p, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2, float eps,
+                    float wd, int64_t step, float grad_scale) {
+  if (n == 0) return;
+  // The CPU's scalars, formed in double and rounded once. lr*wd is exact in double, so the CPU's
+  // fused 1 - lr*wd equals this unfused one.
+  const double bc1 = 1.0 - std::pow((double)b1, (double)step);
+  const double bc2 = 1.0 - std::pow((double)b2, (double)step);
+  AdamScalars s;
+  s.b1 = b1, s.b2 = b2, s.eps = eps, s.grad_scale = grad_scale;
+  s.decay = (float)(1.0 - (double)lr * (double)wd);
+  s.a1 = (float)(1.0 - (double)b1), s.a2 = (float)(1.0 - (double)b2);
+  s.neg_step_size = (float)-((double)lr / bc1);
+  s.bc2_sqrt = (float)std::sqrt(bc2);
+  const bool vec = aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v);
+  if (vec)
+    adamw_kernel<4><<<cuda::grid_for((n + 3) / 4, kThreads), kThreads, 0, cuda::stream()>>>(p, g, m, v, n, s);
+  else
+    adamw_kernel<1><<<cuda::grid_for(n, kThreads), kThreads, 0, cuda::stream()>>>(p, g, m, v, n, s);
+  cuda::check_launch("adamw_step_f32", cuda::dims({{"n", n}}));
+}
+
+double sum_squares_f32(const float* x, int64_t n) {
+  if (n == 0) return 0.0;
+  const std::string detail = cuda::dims({{"n", n}});
+  const bool vec = aligned16(x);
+  const int64_t nv = vec ? n / 4 : n;
+  const int64_t nb = std::clamp<int64_t>((nv + kThreads - 1) / kThreads, 1, kSumBlocks);
+  const size_t bytes = (size_t)(nb + 1) * sizeof(double);
+  double* part = static_cast<double*>(cuda::scratch_alloc(bytes));  // nb partials, then the total
+  if (vec)
+    sum_squares_partial_kernel<4><<<(unsigned)nb, kThreads, 0, cuda::stream()>>>(x, n, part);
+  else
+    sum_squares_partial_kernel<1><<<(unsigned)nb, kThreads, 0, cuda::stream()>>>(x, n, part);
+  cuda::check_launch("sum_squares_f32", detail);
+  sum_partials_kernel<<<1, kThreads, 0, cuda::stream()>>>(part, nb, part + nb);
+  cuda::check_launch("sum_squares_f32 total", detail);
+  double total = 0.0;
+  cuda::check(cudaMemcpyAsync(&total, part + nb, sizeof total, cudaMemcpyDeviceToHost, cuda::stream()),
+              "sum_squares_f32", detail);
+  cuda::check(cudaStreamSynchronize(cuda::stream()), "sum_squares_f32", detail);
+  cuda::scratch_free(part, bytes);
+  return total;
+}
+
+void scale_inplace_f32(float* x, int64_t n, float s) {
+  if (n == 0) return;
+  if (aligned16(x))
+    scale_kernel<4><<<cuda::grid_for((n + 3) / 4, kThreads), kThreads, 0, cuda::stream()>>>(x, n, s);
+  else
+    scale_kernel<1><<<cuda::grid_for(n, kThreads), kThreads, 0, cuda::stream()>>>(x, n, s);
+  cuda::check_launch("scale_inplace_f32", cuda::dims({{"n", n}}));
+}
+
+}  // namespace temper

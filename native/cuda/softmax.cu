@@ -1,0 +1,186 @@
+// CUDA softmax / log_softmax over the last dim of (N, C), forward and backward (mirrors
+// native/src/softmax.cc, including its exp polynomial). Rows up to 1024 go to one warp each;
+// longer rows (a vocab of 152k) to one block that loops over the row, re-reading it each pass
+// rather than caching it. float4 loads and stores when C % 4 == 0 and the buffers are aligned.
+#include <type_traits>
+#include "common.cuh"
+
+namespace temper {
+namespace {
+using namespace cuda;
+
+// simd.h's fast_exp, so both backends round the same way (up to FMA contraction).
+__device__ __forceinline__ float fast_exp(float x) {
+  const float hi = 88.72283935546875f, lo = -103.972084045410f;
+  float xc = x < hi ? (x > lo ? x : lo) : hi;  // NaN becomes hi; restored at the end
+  float n = rintf(xc * 1.44269504088896341f);
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  // 2^n via two halves so n down to -150 (subnormals) stays exact enough.
+  int32_t ni = (int32_t)n;
+  int32_t n1 = ni >> 1, n2 = ni - n1;
+  float res = p * __int_as_float((n1 + 127) << 23) * __int_as_float((n2 + 127) << 23);
+  res = x > hi ? INFINITY : res;
+  res = x < lo ? 0.0f : res;
+  return x != x ? x : res;
+}
+
+template <int V>
+__device__ __forceinline__ void load(const float* p, float (&v)[V]) {
+  if constexpr (V == 4) {
+    float4 q = *reinterpret_cast<const float4*>(p);
+    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+  } else {
+    v[0] = *p;
+  }
+}
+template <int V>
+__device__ __forceinline__ void store(float* p, const float (&v)[V]) {
+  if constexpr (V == 4) *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  else *p = v[0];
+}
+
+// Which rows a thread works on and how its row group combines: a warp (kWarp) or the block.
+template <bool kWarp>
+struct Rows {
+  __device__ int64_t lane() const { return kWarp ? threadIdx.x & 31 : threadIdx.x; }
+  __device__ int64_t size() const { return kWarp ? 32 : blockDim.x; }
+  __device__ int64_t first() const {
+    return kWarp ? (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5) : blockIdx.x;
+  }
+  __device__ int64_t stride() const { return kWarp ? (int64_t)gridDim.x * (blockDim.x >> 5) : gridDim.x; }
+  __device__ float sum(float v, float* sh) const {
+    if constexpr (kWarp) return warp_sum(v);
+    else return block_sum(v, sh);
+  }
+  __device__ float max(float v, float* sh) const {
+    if constexpr (kWarp) return warp_max(v);
+    else return block_max(v, sh, -INFINITY);
+  }
+  __device__ bool any(bool p) const {
+    if constexpr (kWarp) return __any_sync(0xffffffffu, p);
+    else return __syncthreads_or(p);
+  }
+};
+
+template <bool kWarp, int V>
+__global__ void softmax_forward_kernel(const float* x, float* y, int64_t N, int64_t C, int log) {
+  __shared__ float sh[32];
+  const Rows<kWarp> g;
+  const int64_t c0 = g.lane() * V, step = g.size() * V;
+  for (int64_t n = g.first(); n < N; n += g.stride()) {
+    const float* xr = x + n * C;
+    float* yr = y + n * C;
+    float m = -INFINITY;
+    bool nan = false;
+    for (int64_t c = c0; c < C; c += step) {
+      float v[V];
+      load(xr + c, v);
+      for (int j = 0; j < V; j++) {
+        m = v[j] > m ? v[j] : m;
+        nan |= v[j] != v[j];
+      }
+    }
+    m = g.max(m, sh);
+    if (g.any(nan)) {
+      float v[V];
+      for (int j = 0; j < V; j++) v[j] = NAN;
+      for (int64_t c = c0; c < C; c += step) store(yr + c, v);
+      continue;
+    }
+    if (m == -INFINITY) m = 0.0f;  // all -inf row: exp gives 0s, the sum 0 -> NaN like torch
+    float s = 0.0f;
+    for (int64_t c = c0; c < C; c += step) {
+      float v[V];
+      load(xr + c, v);
+      for (int j = 0; j < V; j++) s += fast_exp(v[j] - m);
+    }
+    s = g.sum(s, sh);
+    // Softmax recomputes exp instead of storing it and re-reading y: one write pass instead of two.
+    const float lse = m + logf(s), inv = 1.0f / s;
+    for (int64_t c = c0; c < C; c += step) {
+      float v[V];
+      load(xr + c, v);
+      for (int j = 0; j < V; j++) v[j] = log ? v[j] - lse : fast_exp(v[j] - m) * inv;
+      store(yr + c, v);
+    }
+  }
+}
+
+template <bool kWarp, int V>
+__global__ void softmax_backward_kernel(const float* y, const float* dy, float* dx, int64_t N, int64_t C, int log) {
+  __shared__ float sh[32];
+  const Rows<kWarp> g;
+  const int64_t c0 = g.lane() * V, step = g.size() * V;
+  for (int64_t n = g.first(); n < N; n += g.stride()) {
+    const float* yr = y + n * C;
+    const float* gr = dy + n * C;
+    float* dr = dx + n * C;
+    float s = 0.0f;
+    for (int64_t c = c0; c < C; c += step) {
+      float a[V], b[V];
+      load(gr + c, a);
+      if (log) {
+        for (int j = 0; j < V; j++) s += a[j];
+      } else {
+        load(yr + c, b);
+        for (int j = 0; j < V; j++) s += a[j] * b[j];
+      }
+    }
+    s = g.sum(s, sh);
+    for (int64_t c = c0; c < C; c += step) {
+      float a[V], b[V];
+      load(gr + c, a);
+      load(yr + c, b);
+      for (int j = 0; j < V; j++) a[j] = log ? a[j] - fast_exp(b[j]) * s : b[j] * (a[j] - s);
+      store(dr + c, a);
+    }
+  }
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Rows of up to 1024 take a warp each (8 per block); longer ones a block of ~C/16 threads.
+template <typename Launch>
+void launch_rows(int64_t N, int64_t C, bool vec, Launch launch) {
+  if (C <= 1024) {
+    const unsigned grid = grid_for(N, 8);
+    if (vec) launch(std::integral_constant<bool, true>{}, std::integral_constant<int, 4>{}, grid, 256);
+    else launch(std::integral_constant<bool, true>{}, std::integral_constant<int, 1>{}, grid, 256);
+  } else {
+    const int threads = (int)(C / 16 < 1024 ? (C / 16 + 31) / 32 * 32 : 1024);
+    const unsigned grid = grid_for(N, 1);
+    if (vec) launch(std::integral_constant<bool, false>{}, std::integral_constant<int, 4>{}, grid, threads);
+    else launch(std::integral_constant<bool, false>{}, std::integral_constant<int, 1>{}, grid, threads);
+  }
+}
+
+}  // namespace
+
+void softmax_forward_f32(const float* x, float* y, int64_t N, int64_t C, int log) {
+  if (N * C == 0) return;
+  const bool vec = C % 4 == 0 && aligned16(x) && aligned16(y);
+  launch_rows(N, C, vec, [&](auto warp, auto v, unsigned grid, int threads) {
+    softmax_forward_kernel<decltype(warp)::value, decltype(v)::value><<<grid, threads, 0, stream()>>>(x, y, N, C, log);
+  });
+  check_launch("softmax_forward_f32", dims({{"N", N}, {"C", C}}));
+}
+
+void softmax_backward_f32(const float* y, const float* dy, float* dx, int64_t N, int64_t C, int log) {
+  if (N * C == 0) return;
+  const bool vec = C % 4 == 0 && aligned16(y) && aligned16(dy) && aligned16(dx);
+  launch_rows(N, C, vec, [&](auto warp, auto v, unsigned grid, int threads) {
+    softmax_backward_kernel<decltype(warp)::value, decltype(v)::value>
+        <<<grid, threads, 0, stream()>>>(y, dy, dx, N, C, log);
+  });
+  check_launch("softmax_backward_f32", dims({{"N", N}, {"C", C}}));
+}
+
+}  // namespace temper
