@@ -18,7 +18,8 @@
         "native/src/rotary.cc",
         "native/src/attention.cc",
         "native/src/cross_entropy.cc",
-        "native/src/optim.cc"
+        "native/src/optim.cc",
+        "native/src/dtype_dispatch.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL", "NODE_ADDON_API_DISABLE_DEPRECATED"],

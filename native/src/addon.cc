@@ -41,6 +41,8 @@ class Args {
   int32_t* i32() { return static_cast<int32_t*>(ptr()); }
   uint8_t* u8() { return static_cast<uint8_t*>(ptr()); }
   int64_t i64() { return info_[i_++].As<Napi::Number>().Int64Value(); }
+  // The trailing dtype code of the dtype entry points (f32 when the caller leaves it out).
+  int dtype() { return i_ < info_.Length() && info_[i_].IsNumber() ? (int)i64() : 0; }
   int i() { return (int)i64(); }
   double f64() { return info_[i_++].As<Napi::Number>().DoubleValue(); }
   float f() { return (float)f64(); }
@@ -135,21 +137,23 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
 #define UNDEF return info.Env().Undefined()
 #define NUM(x) return Napi::Number::New(info.Env(), (double)(x))
 
-KERNEL(Unary) { Args a(info); int op = a.i(); auto x = a.f32(); auto o = a.f32(); unary_f32(op, x, o, a.i64()); UNDEF; }
+KERNEL(Unary) { Args a(info); int op = a.i(); void* x = a.ptr(); void* o = a.ptr(); auto n = a.i64(); unary(op, x, o, n, a.dtype()); UNDEF; }
 KERNEL(UnaryBackward) {
   Args a(info); int op = a.i(); auto x = a.f32(); auto y = a.f32(); auto g = a.f32(); auto dx = a.f32();
   unary_backward_f32(op, x, y, g, dx, a.i64()); UNDEF;
 }
-KERNEL(Clamp) { Args a(info); auto x = a.f32(); auto o = a.f32(); auto n = a.i64(); float lo = a.f(); clamp_f32(x, o, n, lo, a.f()); UNDEF; }
+KERNEL(Clamp) {
+  Args a(info); void* x = a.ptr(); void* o = a.ptr(); auto n = a.i64(); float lo = a.f(); float hi = a.f(); clamp(x, o, n, lo, hi, a.dtype()); UNDEF;
+}
 KERNEL(Binary) {
-  Args a(info); int op = a.i(); auto x = a.f32(); auto sx = a.vec(); auto y = a.f32(); auto sy = a.vec();
+  Args a(info); int op = a.i(); void* x = a.ptr(); auto sx = a.vec(); void* y = a.ptr(); auto sy = a.vec();
   void* o = a.ptr(); auto shape = a.vec();
-  binary_f32(op, x, sx.data(), y, sy.data(), o, shape.data(), (int)shape.size()); UNDEF;
+  binary(op, x, sx.data(), y, sy.data(), o, shape.data(), (int)shape.size(), a.dtype()); UNDEF;
 }
 KERNEL(Where) {
-  Args a(info); auto c = a.u8(); auto sc = a.vec(); auto x = a.f32(); auto sx = a.vec(); auto y = a.f32(); auto sy = a.vec();
-  auto o = a.f32(); auto shape = a.vec();
-  where_f32(c, sc.data(), x, sx.data(), y, sy.data(), o, shape.data(), (int)shape.size()); UNDEF;
+  Args a(info); auto c = a.u8(); auto sc = a.vec(); void* x = a.ptr(); auto sx = a.vec(); void* y = a.ptr(); auto sy = a.vec();
+  void* o = a.ptr(); auto shape = a.vec();
+  where(c, sc.data(), x, sx.data(), y, sy.data(), o, shape.data(), (int)shape.size(), a.dtype()); UNDEF;
 }
 KERNEL(StridedCopy) {
   Args a(info); void* s = a.ptr(); auto ss = a.vec(); void* d = a.ptr(); auto ds = a.vec(); auto shape = a.vec();
@@ -165,8 +169,8 @@ KERNEL(Fill) {
 }
 KERNEL(Cast) { Args a(info); void* s = a.ptr(); int sd = a.i(); void* d = a.ptr(); int dd = a.i(); cast(s, sd, d, dd, a.i64()); UNDEF; }
 KERNEL(Reduce) {
-  Args a(info); int op = a.i(); auto x = a.f32(); void* o = a.ptr(); auto outer = a.i64(); auto R = a.i64(); auto inner = a.i64();
-  reduce_f32(op, x, o, outer, R, inner, a.i()); UNDEF;
+  Args a(info); int op = a.i(); void* x = a.ptr(); void* o = a.ptr(); auto outer = a.i64(); auto R = a.i64(); auto inner = a.i64();
+  int correction = a.i(); reduce(op, x, o, outer, R, inner, correction, a.dtype()); UNDEF;
 }
 KERNEL(Matmul) {
   Args a(info); void* A = a.ptr(); void* B = a.ptr(); void* C = a.ptr();
@@ -175,7 +179,10 @@ KERNEL(Matmul) {
   int dtype = info.Length() > 16 ? a.i() : 0;
   matmul(A, B, C, batch, M, N, K, ta, tb, abs_, bbs, alpha, beta, dtype); UNDEF;
 }
-KERNEL(Softmax) { Args a(info); auto x = a.f32(); auto y = a.f32(); auto N = a.i64(); auto C = a.i64(); softmax_forward_f32(x, y, N, C, a.i()); UNDEF; }
+KERNEL(Softmax) {
+  Args a(info); void* x = a.ptr(); void* y = a.ptr(); auto N = a.i64(); auto C = a.i64(); int log = a.i();
+  softmax_forward(x, y, N, C, log, a.dtype()); UNDEF;
+}
 KERNEL(SoftmaxBackward) {
   Args a(info); auto y = a.f32(); auto dy = a.f32(); auto dx = a.f32(); auto N = a.i64(); auto C = a.i64();
   softmax_backward_f32(y, dy, dx, N, C, a.i()); UNDEF;
@@ -209,30 +216,30 @@ KERNEL(Dropout) {
   dropout_f32(x, o, m, n, s, off, a.f()); UNDEF;
 }
 KERNEL(RmsNorm) {
-  Args a(info); auto x = a.f32(); auto w = a.f32(); auto y = a.f32(); auto r = a.f32(); auto N = a.i64(); auto C = a.i64();
-  rms_norm_forward_f32(x, w, y, r, N, C, a.f()); UNDEF;
+  Args a(info); void* x = a.ptr(); void* w = a.ptr(); void* y = a.ptr(); auto r = a.f32(); auto N = a.i64(); auto C = a.i64();
+  float eps = a.f(); rms_norm_forward(x, w, y, r, N, C, eps, a.dtype()); UNDEF;
 }
 KERNEL(RmsNormBackward) {
   Args a(info); auto x = a.f32(); auto w = a.f32(); auto r = a.f32(); auto dy = a.f32(); auto dx = a.f32(); auto dw = a.f32();
   auto N = a.i64(); rms_norm_backward_f32(x, w, r, dy, dx, dw, N, a.i64()); UNDEF;
 }
 KERNEL(LayerNorm) {
-  Args a(info); auto x = a.f32(); auto w = a.f32(); auto b = a.f32(); auto y = a.f32(); auto mu = a.f32(); auto r = a.f32();
-  auto N = a.i64(); auto C = a.i64(); layer_norm_forward_f32(x, w, b, y, mu, r, N, C, a.f()); UNDEF;
+  Args a(info); void* x = a.ptr(); void* w = a.ptr(); void* b = a.ptr(); void* y = a.ptr(); auto mu = a.f32(); auto r = a.f32();
+  auto N = a.i64(); auto C = a.i64(); float eps = a.f(); layer_norm_forward(x, w, b, y, mu, r, N, C, eps, a.dtype()); UNDEF;
 }
 KERNEL(LayerNormBackward) {
   Args a(info); auto x = a.f32(); auto w = a.f32(); auto mu = a.f32(); auto r = a.f32(); auto dy = a.f32(); auto dx = a.f32();
   auto dw = a.f32(); auto db = a.f32(); auto N = a.i64(); layer_norm_backward_f32(x, w, mu, r, dy, dx, dw, db, N, a.i64()); UNDEF;
 }
 KERNEL(Rotary) {
-  Args a(info); auto x = a.f32(); auto pos = a.i32(); auto inv = a.f32(); auto o = a.f32(); auto B = a.i64(); auto T = a.i64();
-  auto H = a.i64(); auto D = a.i64(); float sc = a.f(); rotary_f32(x, pos, inv, o, B, T, H, D, sc, a.i()); UNDEF;
+  Args a(info); void* x = a.ptr(); auto pos = a.i32(); auto inv = a.f32(); void* o = a.ptr(); auto B = a.i64(); auto T = a.i64();
+  auto H = a.i64(); auto D = a.i64(); float sc = a.f(); int inverse = a.i(); rotary(x, pos, inv, o, B, T, H, D, sc, inverse, a.dtype()); UNDEF;
 }
 KERNEL(Attention) {
-  Args a(info); auto q = a.f32(); auto k = a.f32(); auto v = a.f32(); auto km = a.i32(); auto doc = a.i32(); auto o = a.f32();
+  Args a(info); void* q = a.ptr(); void* k = a.ptr(); void* v = a.ptr(); auto km = a.i32(); auto doc = a.i32(); void* o = a.ptr();
   auto lse = a.f32(); auto B = a.i64(); auto Tq = a.i64(); auto Tk = a.i64(); auto Hq = a.i64(); auto Hkv = a.i64();
-  auto D = a.i64(); float sc = a.f(); int causal = a.i();
-  attention_forward_f32(q, k, v, km, doc, o, lse, B, Tq, Tk, Hq, Hkv, D, sc, causal, a.i64()); UNDEF;
+  auto D = a.i64(); float sc = a.f(); int causal = a.i(); auto cap = a.i64();
+  attention_forward(q, k, v, km, doc, o, lse, B, Tq, Tk, Hq, Hkv, D, sc, causal, cap, a.dtype()); UNDEF;
 }
 KERNEL(AttentionBackward) {
   Args a(info); auto q = a.f32(); auto k = a.f32(); auto v = a.f32(); auto o = a.f32(); auto lse = a.f32(); auto dout = a.f32();
@@ -241,8 +248,8 @@ KERNEL(AttentionBackward) {
   attention_backward_f32(q, k, v, o, lse, dout, km, doc, dq, dk, dv, B, Tq, Tk, Hq, Hkv, D, sc, a.i()); UNDEF;
 }
 KERNEL(CrossEntropy) {
-  Args a(info); auto x = a.f32(); auto y = a.i32(); auto loss = a.f32(); auto lse = a.f32(); auto N = a.i64(); auto V = a.i64();
-  int ig = a.i(); NUM(cross_entropy_forward_f32(x, y, loss, lse, N, V, ig, a.f()));
+  Args a(info); void* x = a.ptr(); auto y = a.i32(); auto loss = a.f32(); auto lse = a.f32(); auto N = a.i64(); auto V = a.i64();
+  int ig = a.i(); float eps = a.f(); NUM(cross_entropy_forward(x, y, loss, lse, N, V, ig, eps, a.dtype()));
 }
 KERNEL(CrossEntropyBackward) {
   Args a(info); auto x = a.f32(); auto y = a.i32(); auto lse = a.f32(); auto g = a.f32(); auto dx = a.f32(); auto N = a.i64();

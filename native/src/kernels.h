@@ -77,8 +77,8 @@ void reduce_f32(int op, const float* x, void* out, int64_t outer, int64_t R, int
 // a_batch_stride/b_batch_stride may be 0 (broadcast). C is (batch, M, N) contiguous.
 void matmul_f32(const float* A, const float* B, float* C, int64_t batch, int64_t M, int64_t N, int64_t K,
                 int trans_a, int trans_b, int64_t a_batch_stride, int64_t b_batch_stride, float alpha, float beta);
-// The same in A/B/C dtype `dtype` (cast codes; accumulation is always f32). The CPU backend takes
-// f32 only and throws std::invalid_argument otherwise; CUDA also takes bf16.
+// The same in A/B/C dtype `dtype` (0 f32 or 3 bf16; accumulation is always f32). On CPU, bf16 widens
+// the operands and rounds C once (the definition the GPU's cuBLASLt bf16 GEMM is tested against).
 void matmul(const void* A, const void* B, void* C, int64_t batch, int64_t M, int64_t N, int64_t K, int trans_a,
             int trans_b, int64_t a_batch_stride, int64_t b_batch_stride, float alpha, float beta, int dtype);
 
@@ -175,5 +175,30 @@ void adamw_step_f32(float* p, const float* g, float* m, float* v, int64_t n, flo
 double sum_squares_f32(const float* x, int64_t n);
 // x *= s in place.
 void scale_inplace_f32(float* x, int64_t n, float s);
+
+// ---- dtype entry points (dtype_dispatch.cc on CPU; native/cuda on GPU) ---------
+// The binding calls these. `dtype` is a cast code: 0 f32, or 3 bf16 = the same op on bf16
+// storage with f32 math inside and bf16 (round-to-nearest-even) outputs. Statistics saved for
+// a backward (rstd, mean, lse) and losses stay f32; comparisons write uint8, argmax/argmin int32.
+// The CPU computes bf16 by widening to f32 temporaries, which defines the reference the GPU's
+// native bf16 kernels are tested against. Backward kernels are f32 only.
+void unary(int op, const void* x, void* out, int64_t n, int dtype);
+void clamp(const void* x, void* out, int64_t n, float lo, float hi, int dtype);
+void binary(int op, const void* a, const int64_t* a_strides, const void* b, const int64_t* b_strides, void* out,
+            const int64_t* shape, int ndim, int dtype);
+void where(const uint8_t* cond, const int64_t* c_strides, const void* a, const int64_t* a_strides, const void* b,
+           const int64_t* b_strides, void* out, const int64_t* shape, int ndim, int dtype);
+void reduce(int op, const void* x, void* out, int64_t outer, int64_t R, int64_t inner, int correction, int dtype);
+void softmax_forward(const void* x, void* y, int64_t N, int64_t C, int log, int dtype);
+void rms_norm_forward(const void* x, const void* w, void* y, float* rstd, int64_t N, int64_t C, float eps, int dtype);
+void layer_norm_forward(const void* x, const void* w, const void* b, void* y, float* mean, float* rstd, int64_t N,
+                        int64_t C, float eps, int dtype);
+void rotary(const void* x, const int32_t* positions, const float* inv_freq, void* out, int64_t B, int64_t T, int64_t H,
+            int64_t D, float scaling, int inverse, int dtype);
+void attention_forward(const void* q, const void* k, const void* v, const int32_t* key_mask, const int32_t* doc_ids,
+                       void* out, float* lse, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                       float scale, int causal, int64_t kv_capacity, int dtype);
+int64_t cross_entropy_forward(const void* logits, const int32_t* labels, float* loss, float* lse, int64_t N, int64_t V,
+                              int32_t ignore_index, float eps, int dtype);
 
 }  // namespace temper

@@ -33,9 +33,23 @@ void matmul_f32(const float* A, const float* B, float* C, int64_t batch, int64_t
 
 void matmul(const void* A, const void* B, void* C, int64_t batch, int64_t M, int64_t N, int64_t K, int trans_a,
             int trans_b, int64_t a_bs, int64_t b_bs, float alpha, float beta, int dtype) {
-  if (dtype != 0) throw std::invalid_argument("matmul: the CPU backend computes in f32 only (dtype code " + std::to_string(dtype) + ")");
-  matmul_f32(static_cast<const float*>(A), static_cast<const float*>(B), static_cast<float*>(C), batch, M, N, K, trans_a,
-             trans_b, a_bs, b_bs, alpha, beta);
+  if (dtype == 0)
+    return matmul_f32(static_cast<const float*>(A), static_cast<const float*>(B), static_cast<float*>(C), batch, M, N, K,
+                      trans_a, trans_b, a_bs, b_bs, alpha, beta);
+  if (dtype != 3) throw std::invalid_argument("matmul: dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+  // bf16 as dtype_dispatch.cc defines it: f32 GEMM on the widened operands, one rounding of C.
+  auto widen = [](const void* src, int64_t n) {
+    float* p = static_cast<float*>(buffer_alloc((size_t)n * sizeof(float)));
+    if (src && n) cast(src, 3, p, 0, n);
+    return p;
+  };
+  int64_t na = (a_bs ? batch : 1) * M * K, nb = (b_bs ? batch : 1) * K * N, nc = batch * M * N;
+  float *a = widen(A, na), *b = widen(B, nb), *c = widen(beta != 0.0f ? C : nullptr, nc);
+  matmul_f32(a, b, c, batch, M, N, K, trans_a, trans_b, a_bs, b_bs, alpha, beta);
+  if (nc) cast(c, 0, C, 3, nc);
+  buffer_free(a, (size_t)na * sizeof(float));
+  buffer_free(b, (size_t)nb * sizeof(float));
+  buffer_free(c, (size_t)nc * sizeof(float));
 }
 
 }  // namespace temper

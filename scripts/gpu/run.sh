@@ -49,7 +49,7 @@ run_tests() {  # name, env assignment or "", test files...
 }
 run_tests cuda_tests "" dist/test/cuda_parity.test.js dist/test/cuda_train.test.js
 run_tests op_suite_on_cuda "TEMPER_DEVICE=cuda:0" dist/test/ops.test.js dist/test/autograd.test.js dist/test/gradcheck.test.js \
-  dist/test/fixtures.test.js dist/test/memory.test.js
+  dist/test/fixtures.test.js dist/test/memory.test.js dist/test/bf16.test.js dist/test/models.test.js dist/test/generate.test.js
 
 start=$SECONDS
 node bin/temper.js bench ops --device cuda > "$out/bench_ops_cuda.txt" 2>&1

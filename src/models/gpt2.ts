@@ -69,7 +69,7 @@ export class GPT2Model extends Module implements TransformerBody {
   }
 
   newCache(batch: number, capacity: number): KVCache {
-    return new KVCache(this.config.numLayers, batch, capacity, this.config.numHeads, this.config.headDim, this.device);
+    return new KVCache(this.config.numLayers, batch, capacity, this.config.numHeads, this.config.headDim, this.device, this.dtype);
   }
 
   forward(input: ForwardInput): Tensor {

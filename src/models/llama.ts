@@ -55,7 +55,7 @@ export class LlamaModel extends Module implements TransformerBody {
   }
 
   newCache(batch: number, capacity: number): KVCache {
-    return new KVCache(this.config.numLayers, batch, capacity, this.config.numKvHeads, this.config.headDim, this.device);
+    return new KVCache(this.config.numLayers, batch, capacity, this.config.numKvHeads, this.config.headDim, this.device, this.dtype);
   }
 
   protected override buffers(): Tensor[] {

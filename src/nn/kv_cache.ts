@@ -18,10 +18,11 @@ export class KVCache implements Disposable {
     readonly kvHeads: number,
     readonly headDim: number,
     readonly device: Device = 'cpu',
+    readonly dtype: 'f32' | 'bf16' = 'f32',
   ) {
     const shape = [batch, capacity, kvHeads, headDim];
-    this.k = Array.from({ length: numLayers }, () => keep(zeros(shape, { device })));
-    this.v = Array.from({ length: numLayers }, () => keep(zeros(shape, { device })));
+    this.k = Array.from({ length: numLayers }, () => keep(zeros(shape, { device, dtype })));
+    this.v = Array.from({ length: numLayers }, () => keep(zeros(shape, { device, dtype })));
     this.keyMask = keep(zeros([batch, capacity], { dtype: 'i32', device }));
   }
 

@@ -91,11 +91,24 @@ export abstract class Module implements Disposable {
     return [];
   }
 
-  /** Moves every parameter (with its gradient) and buffer to `device` in place; returns this. */
-  to(device: Device): this {
-    for (const p of this.parameters()) p.relocate(device);
-    for (const [, m] of this.namedModules()) for (const b of m.buffers()) b.relocate(device);
+  /**
+   * Moves every parameter (with its gradient) and buffer to a device in place, or converts the
+   * parameters to a float dtype ('bf16' halves memory for inference; bf16 parameters do not
+   * train, 'f32' makes them trainable again); returns this. Buffers stay f32.
+   */
+  to(target: Device | 'f32' | 'bf16'): this {
+    if (target === 'f32' || target === 'bf16') {
+      for (const p of this.parameters()) if (p.dtype === 'f32' || p.dtype === 'bf16') p.retype(target);
+      return this;
+    }
+    for (const p of this.parameters()) p.relocate(target);
+    for (const [, m] of this.namedModules()) for (const b of m.buffers()) b.relocate(target);
     return this;
+  }
+
+  /** The float dtype of the parameters ('f32' for a module without any). */
+  get dtype(): 'f32' | 'bf16' {
+    return this.parameters().find((p) => p.dtype === 'bf16') ? 'bf16' : 'f32';
   }
 
   /** The device of the parameters ('cpu' for a module without any). */

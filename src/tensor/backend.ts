@@ -12,7 +12,10 @@ export type Handle = { readonly __brand: 'temper.Handle' };
 type P = Handle | null;
 type O = number;
 
-/** Every kernel the tensor layer calls, mirrored from native/src/kernels.h. */
+/**
+ * Every kernel the tensor layer calls, mirrored from native/src/kernels.h. A trailing
+ * `dtypeCode` (0 f32, 3 bf16) picks the storage type of the forward math kernels.
+ */
 export interface Kernels {
   alloc(nbytes: number): Handle;
   free(h: Handle): void;
@@ -23,18 +26,19 @@ export interface Kernels {
   numThreads(): number;
   write(h: P, off: O, data: ArrayBufferView): void;
   read(h: P, off: O, nbytes: number): ArrayBuffer;
-  unary(op: number, x: P, xo: O, out: P, oo: O, n: number): void;
+  unary(op: number, x: P, xo: O, out: P, oo: O, n: number, dtypeCode?: number): void;
   unaryBackward(op: number, x: P, xo: O, y: P, yo: O, g: P, go: O, dx: P, dxo: O, n: number): void;
-  clamp(x: P, xo: O, out: P, oo: O, n: number, lo: number, hi: number): void;
-  binary(op: number, a: P, ao: O, as: number[], b: P, bo: O, bs: number[], out: P, oo: O, shape: number[]): void;
-  where(c: P, co: O, cs: number[], a: P, ao: O, as: number[], b: P, bo: O, bs: number[], out: P, oo: O, shape: number[]): void;
+  clamp(x: P, xo: O, out: P, oo: O, n: number, lo: number, hi: number, dtypeCode?: number): void;
+  binary(op: number, a: P, ao: O, as: number[], b: P, bo: O, bs: number[], out: P, oo: O, shape: number[], dtypeCode?: number): void;
+  where(c: P, co: O, cs: number[], a: P, ao: O, as: number[], b: P, bo: O, bs: number[], out: P, oo: O, shape: number[],
+    dtypeCode?: number): void;
   stridedCopy(src: P, so: O, ss: number[], dst: P, dO: O, ds: number[], shape: number[], elemSize: number): void;
   fill(dtypeCode: number, out: P, oo: O, n: number, value: number): void;
   cast(src: P, so: O, srcCode: number, dst: P, dO: O, dstCode: number, n: number): void;
-  reduce(op: number, x: P, xo: O, out: P, oo: O, outer: number, R: number, inner: number, correction: number): void;
+  reduce(op: number, x: P, xo: O, out: P, oo: O, outer: number, R: number, inner: number, correction: number, dtypeCode?: number): void;
   matmul(a: P, ao: O, b: P, bo: O, c: P, co: O, batch: number, M: number, N: number, K: number, transA: number,
     transB: number, aBatchStride: number, bBatchStride: number, alpha: number, beta: number, dtypeCode?: number): void;
-  softmax(x: P, xo: O, y: P, yo: O, N: number, C: number, log: number): void;
+  softmax(x: P, xo: O, y: P, yo: O, N: number, C: number, log: number, dtypeCode?: number): void;
   softmaxBackward(y: P, yo: O, dy: P, dyo: O, dx: P, dxo: O, N: number, C: number, log: number): void;
   indexSelect(x: P, xo: O, idx: P, io: O, out: P, oo: O, outer: number, X: number, I: number, inner: number,
     elemSize: number): number;
@@ -48,23 +52,23 @@ export interface Kernels {
   randNormal(out: P, oo: O, n: number, seed: bigint, offset: bigint, mean: number, std: number): void;
   randInt(out: P, oo: O, n: number, seed: bigint, offset: bigint, lo: number, hi: number): void;
   dropout(x: P, xo: O, out: P, oo: O, mask: P, mo: O, n: number, seed: bigint, offset: bigint, p: number): void;
-  rmsNorm(x: P, xo: O, w: P, wo: O, y: P, yo: O, rstd: P, ro: O, N: number, C: number, eps: number): void;
+  rmsNorm(x: P, xo: O, w: P, wo: O, y: P, yo: O, rstd: P, ro: O, N: number, C: number, eps: number, dtypeCode?: number): void;
   rmsNormBackward(x: P, xo: O, w: P, wo: O, rstd: P, ro: O, dy: P, dyo: O, dx: P, dxo: O, dw: P, dwo: O, N: number,
     C: number): void;
   layerNorm(x: P, xo: O, w: P, wo: O, b: P, bo: O, y: P, yo: O, mean: P, mo: O, rstd: P, ro: O, N: number, C: number,
-    eps: number): void;
+    eps: number, dtypeCode?: number): void;
   layerNormBackward(x: P, xo: O, w: P, wo: O, mean: P, mo: O, rstd: P, ro: O, dy: P, dyo: O, dx: P, dxo: O, dw: P,
     dwo: O, db: P, dbo: O, N: number, C: number): void;
   rotary(x: P, xo: O, pos: P, po: O, invFreq: P, fo: O, out: P, oo: O, B: number, T: number, H: number, D: number,
-    scaling: number, inverse: number): void;
+    scaling: number, inverse: number, dtypeCode?: number): void;
   attention(q: P, qo: O, k: P, ko: O, v: P, vo: O, keyMask: P, kmo: O, docIds: P, dio: O, out: P, oo: O, lse: P,
     lo: O, B: number, Tq: number, Tk: number, Hq: number, Hkv: number, D: number, scale: number, causal: number,
-    kvCapacity: number): void;
+    kvCapacity: number, dtypeCode?: number): void;
   attentionBackward(q: P, qo: O, k: P, ko: O, v: P, vo: O, out: P, oo: O, lse: P, lo: O, dout: P, doo: O,
     keyMask: P, kmo: O, docIds: P, dio: O, dq: P, dqo: O, dk: P, dko: O, dv: P, dvo: O, B: number, Tq: number,
     Tk: number, Hq: number, Hkv: number, D: number, scale: number, causal: number): void;
   crossEntropy(x: P, xo: O, labels: P, lo: O, loss: P, lso: O, lse: P, leo: O, N: number, V: number,
-    ignoreIndex: number, eps: number): number;
+    ignoreIndex: number, eps: number, dtypeCode?: number): number;
   crossEntropyBackward(x: P, xo: O, labels: P, lo: O, lse: P, leo: O, g: P, go: O, dx: P, dxo: O, N: number,
     V: number, ignoreIndex: number, eps: number): void;
   adamw(p: P, po: O, g: P, go: O, m: P, mo: O, v: P, vo: O, n: number, lr: number, b1: number, b2: number,

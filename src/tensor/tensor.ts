@@ -3,7 +3,7 @@
 // offset), every other layout change is an explicit copy. Ops live in ./ops, methods in ./methods.
 import type { Device } from './backend.js';
 import { getDefaultDevice, kernelsFor, normalizeDevice } from './backend.js';
-import { DTYPE_SIZE, type DType, hostArrayFor } from './dtype.js';
+import { DTYPE_CODE, DTYPE_SIZE, type DType, hostArrayFor } from './dtype.js';
 import { TemperError, fmtShape } from './errors.js';
 import { track, untrack } from './scope.js';
 import { Storage } from './storage.js';
@@ -27,21 +27,26 @@ export class Tensor implements Disposable {
 
   private _storage: Storage;
   private _offset: number;
+  private _dtype: DType;
 
   /** @internal use the creation functions or ops. */
   constructor(
     storage: Storage,
     readonly shape: readonly number[],
-    readonly dtype: DType,
+    dtype: DType,
     /** Offset into storage, in elements. */
     offset = 0,
   ) {
+    this._dtype = dtype;
     this._storage = storage;
     this._offset = offset;
     liveTensors++;
     track(this);
   }
 
+  get dtype(): DType {
+    return this._dtype;
+  }
   get storage(): Storage {
     return this._storage;
   }
@@ -69,6 +74,30 @@ export class Tensor implements Disposable {
     this._storage = next;
     this._offset = 0;
     this.grad?.relocate(target);
+  }
+
+  /**
+   * Converts the data to another float dtype in place, keeping this object, as torch's
+   * `module.to(torch.bfloat16)` does for parameters. bf16 tensors do not take gradients, so a
+   * parameter converted to bf16 stops requiring grad (and loses .grad); back to f32 it trains
+   * again. @internal use Module.to.
+   */
+  retype(dtype: 'f32' | 'bf16'): void {
+    this.assertLive('to');
+    if (dtype === this._dtype) return;
+    if (this._dtype !== 'f32' && this._dtype !== 'bf16')
+      throw new TemperError(`to(${dtype}): tensor #${this.id} is ${this._dtype}; only float tensors change dtype in place`);
+    if (this.gradFn) throw new TemperError(`to(${dtype}): tensor #${this.id} is not a leaf; convert a copy with .to()`);
+    if (this._storage.holders > 1)
+      throw new TemperError(`to(${dtype}): tensor #${this.id} (shape ${fmtShape(this.shape)}) shares its storage with a view; convert a copy instead`);
+    const next = Storage.allocate(this.device, this.numel * DTYPE_SIZE[dtype]);
+    if (this.numel > 0) kernelsFor(this.device).cast(this.handle, this.byteOffset, DTYPE_CODE[this._dtype], next.handle, 0, DTYPE_CODE[dtype], this.numel);
+    this._storage.release();
+    this._storage = next;
+    this._offset = 0;
+    this.zeroGrad();
+    this._dtype = dtype;
+    this._requiresGrad = dtype === 'f32';
   }
 
   /** A fresh, uninitialised tensor. @internal */

@@ -41,9 +41,9 @@ export const zerosLike = (t: Tensor, opts: CreateOptions = {}) => full(t.shape, 
 export const onesLike = (t: Tensor, opts: CreateOptions = {}) => full(t.shape, 1, { dtype: t.dtype, device: t.device, ...opts });
 export const fullLike = (t: Tensor, v: number, opts: CreateOptions = {}) => full(t.shape, v, { dtype: t.dtype, device: t.device, ...opts });
 
-/** 0-d f32 tensor on `like`'s device. @internal */
+/** 0-d tensor on `like`'s device, bf16 beside a bf16 tensor (the value rounds), else f32. @internal */
 export function scalarLike(v: number, like: Tensor): Tensor {
-  return full([], v, { device: like.device });
+  return full([], v, { device: like.device, dtype: like.dtype === 'bf16' ? 'bf16' : 'f32' });
 }
 
 /** [start, end) by step, like torch.arange; i32 unless a dtype is given. */

@@ -3,7 +3,8 @@
 import { record, type Primitive } from '../autograd.js';
 import { TemperError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { broadcastShapes, broadcastStrides, check, empty, kern, sameDevice } from './util.js';
+import { DTYPE_CODE } from '../dtype.js';
+import { FLOATS, broadcastShapes, broadcastStrides, check, empty, kern, sameDType, sameDevice } from './util.js';
 import { scalarLike } from './creation.js';
 
 /** Op codes of native/src/kernels.h UnaryOp, and what the backward needs saved (x or y). */
@@ -15,9 +16,9 @@ const UNARY = {
 export type UnaryName = keyof typeof UNARY;
 
 export function unary(name: UnaryName, x: Tensor): Tensor {
-  check(name, x, 'input');
-  const y = empty(x.shape, 'f32', x);
-  kern(x).unary(UNARY[name][0], x.handle, x.byteOffset, y.handle, 0, x.numel);
+  check(name, x, 'input', FLOATS);
+  const y = empty(x.shape, x.dtype, x);
+  kern(x).unary(UNARY[name][0], x.handle, x.byteOffset, y.handle, 0, x.numel, DTYPE_CODE[x.dtype]);
   const save = UNARY[name][1];
   record(name satisfies Primitive, [x], y, save === 'x' ? [x] : save === 'y' ? [y] : [], {});
   return y;
@@ -63,15 +64,16 @@ function operands(op: string, a: Tensor | number, b: Tensor | number): [Tensor, 
 
 function launchBinary(code: number, a: Tensor, b: Tensor, out: Tensor): void {
   kern(a).binary(code, a.handle, a.byteOffset, broadcastStrides(a.shape, out.shape), b.handle, b.byteOffset,
-    broadcastStrides(b.shape, out.shape), out.handle, 0, out.shape as number[]);
+    broadcastStrides(b.shape, out.shape), out.handle, 0, out.shape as number[], DTYPE_CODE[a.dtype]);
 }
 
 export function binary(name: BinaryName, a: Tensor | number, b: Tensor | number): Tensor {
   const [ta, tb, temps] = operands(name, a, b);
-  check(name, ta, 'a');
-  check(name, tb, 'b');
+  check(name, ta, 'a', FLOATS);
+  check(name, tb, 'b', FLOATS);
   sameDevice(name, ta, tb);
-  const out = empty(broadcastShapes(name, ta.shape, tb.shape), 'f32', ta);
+  sameDType(name, ta, tb);
+  const out = empty(broadcastShapes(name, ta.shape, tb.shape), ta.dtype, ta);
   launchBinary(BINARY[name], ta, tb, out);
   const saved = name === 'add' || name === 'sub' ? [] : name === 'pow' ? [ta, tb, out] : [ta, tb];
   record(name, [ta, tb], out, saved);
@@ -91,8 +93,10 @@ export const minimum = (a: Tensor | number, b: Tensor | number) => binary('minim
 /** Elementwise comparison to a bool tensor (not differentiable). */
 export function compare(name: CompareName, a: Tensor | number, b: Tensor | number): Tensor {
   const [ta, tb, temps] = operands(name, a, b);
-  check(name, ta, 'a');
-  check(name, tb, 'b');
+  check(name, ta, 'a', FLOATS);
+  check(name, tb, 'b', FLOATS);
+  sameDevice(name, ta, tb);
+  sameDType(name, ta, tb);
   const out = empty(broadcastShapes(name, ta.shape, tb.shape), 'bool', ta);
   launchBinary(COMPARE[name], ta, tb, out);
   for (const t of temps) t.dispose();
@@ -109,13 +113,14 @@ export const ge = (a: Tensor | number, b: Tensor | number) => compare('ge', a, b
 export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
   check('where', cond, 'cond', ['bool']);
   const [ta, tb, temps] = operands('where', a, b);
-  check('where', ta, 'a');
-  check('where', tb, 'b');
+  check('where', ta, 'a', FLOATS);
+  check('where', tb, 'b', FLOATS);
   sameDevice('where', cond, ta, tb);
+  sameDType('where', ta, tb);
   const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, ta.shape), tb.shape);
-  const out = empty(shape, 'f32', ta);
+  const out = empty(shape, ta.dtype, ta);
   kern(ta).where(cond.handle, cond.byteOffset, broadcastStrides(cond.shape, shape), ta.handle, ta.byteOffset,
-    broadcastStrides(ta.shape, shape), tb.handle, tb.byteOffset, broadcastStrides(tb.shape, shape), out.handle, 0, shape);
+    broadcastStrides(ta.shape, shape), tb.handle, tb.byteOffset, broadcastStrides(tb.shape, shape), out.handle, 0, shape, DTYPE_CODE[ta.dtype]);
   record('where', [null, ta, tb], out, [cond]);
   for (const t of temps) t.dispose(); // saved copies hold their own handles
   return out;
@@ -123,9 +128,9 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
 
 /** Clamps into [lo, hi]; gradient passes where lo <= x <= hi (as torch). */
 export function clamp(x: Tensor, lo = -Infinity, hi = Infinity): Tensor {
-  check('clamp', x, 'input');
-  const y = empty(x.shape, 'f32', x);
-  kern(x).clamp(x.handle, x.byteOffset, y.handle, 0, x.numel, lo, hi);
+  check('clamp', x, 'input', FLOATS);
+  const y = empty(x.shape, x.dtype, x);
+  kern(x).clamp(x.handle, x.byteOffset, y.handle, 0, x.numel, lo, hi, DTYPE_CODE[x.dtype]);
   record('clamp', [x], y, [x], { lo, hi });
   return y;
 }

@@ -4,7 +4,8 @@
 import { record } from '../autograd.js';
 import { TemperError, fmtShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { check, empty, kern, sameDevice } from './util.js';
+import { DTYPE_CODE } from '../dtype.js';
+import { FLOATS, check, empty, kern, sameDType, sameDevice } from './util.js';
 import { toDType } from './creation.js';
 import { div } from './elementwise.js';
 import { reshape } from './shape.js';
@@ -20,14 +21,15 @@ function lastDimMatches(op: string, x: Tensor, w: Tensor, name: string): number 
 
 /** y = x / sqrt(mean(x^2, -1) + eps) * w  (HF LlamaRMSNorm). x (..., C), w (C). */
 export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-6): Tensor {
-  check('rmsNorm', x, 'input');
-  check('rmsNorm', w, 'weight');
+  check('rmsNorm', x, 'input', FLOATS);
+  check('rmsNorm', w, 'weight', FLOATS);
   sameDevice('rmsNorm', x, w);
+  sameDType('rmsNorm', x, w);
   const C = lastDimMatches('rmsNorm', x, w, 'weight');
   const N = x.numel / C;
-  const y = empty(x.shape, 'f32', x);
+  const y = empty(x.shape, x.dtype, x);
   const rstd = empty([N], 'f32', x);
-  kern(x).rmsNorm(x.handle, x.byteOffset, w.handle, w.byteOffset, y.handle, 0, rstd.handle, 0, N, C, eps);
+  kern(x).rmsNorm(x.handle, x.byteOffset, w.handle, w.byteOffset, y.handle, 0, rstd.handle, 0, N, C, eps, DTYPE_CODE[x.dtype]);
   record('rms_norm', [x, w], y, [x, w, rstd]);
   rstd.dispose();
   return y;
@@ -35,17 +37,18 @@ export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-6): Tensor {
 
 /** torch.nn.functional.layer_norm over the last dim, with weight and optional bias. */
 export function layerNorm(x: Tensor, w: Tensor, b: Tensor | null = null, eps = 1e-5): Tensor {
-  check('layerNorm', x, 'input');
-  check('layerNorm', w, 'weight');
-  if (b) check('layerNorm', b, 'bias');
+  check('layerNorm', x, 'input', FLOATS);
+  check('layerNorm', w, 'weight', FLOATS);
+  if (b) check('layerNorm', b, 'bias', FLOATS);
+  sameDType('layerNorm', x, w, b);
   sameDevice('layerNorm', x, w, b);
   const C = lastDimMatches('layerNorm', x, w, 'weight');
   if (b) lastDimMatches('layerNorm', x, b, 'bias');
   const N = x.numel / C;
-  const y = empty(x.shape, 'f32', x);
+  const y = empty(x.shape, x.dtype, x);
   const mean = empty([N], 'f32', x);
   const rstd = empty([N], 'f32', x);
-  kern(x).layerNorm(x.handle, x.byteOffset, w.handle, w.byteOffset, b?.handle ?? null, b?.byteOffset ?? 0, y.handle, 0, mean.handle, 0, rstd.handle, 0, N, C, eps);
+  kern(x).layerNorm(x.handle, x.byteOffset, w.handle, w.byteOffset, b?.handle ?? null, b?.byteOffset ?? 0, y.handle, 0, mean.handle, 0, rstd.handle, 0, N, C, eps, DTYPE_CODE[x.dtype]);
   record('layer_norm', [x, w, b], y, [x, w, mean, rstd]);
   mean.dispose();
   rstd.dispose();
@@ -58,7 +61,7 @@ export function layerNorm(x: Tensor, w: Tensor, b: Tensor | null = null, eps = 1
  * `scaling` multiplies cos and sin (HF attention_scaling).
  */
 export function rotary(x: Tensor, positions: Tensor, invFreq: Tensor, scaling = 1): Tensor {
-  check('rotary', x, 'input');
+  check('rotary', x, 'input', FLOATS);
   check('rotary', positions, 'positions', ['i32']);
   check('rotary', invFreq, 'invFreq');
   sameDevice('rotary', x, positions, invFreq);
@@ -68,8 +71,9 @@ export function rotary(x: Tensor, positions: Tensor, invFreq: Tensor, scaling = 
   if (positions.shape.join() !== [B, T].join())
     throw new TemperError(`rotary: positions ${fmtShape(positions.shape)} must be (B, T) = ${fmtShape([B, T])}`);
   if (invFreq.numel !== D / 2) throw new TemperError(`rotary: invFreq has ${invFreq.numel} entries, expected D/2 = ${D / 2}`);
-  const y = empty(x.shape, 'f32', x);
-  kern(x).rotary(x.handle, x.byteOffset, positions.handle, positions.byteOffset, invFreq.handle, invFreq.byteOffset, y.handle, 0, B, T, H, D, scaling, 0);
+  const y = empty(x.shape, x.dtype, x);
+  kern(x).rotary(x.handle, x.byteOffset, positions.handle, positions.byteOffset, invFreq.handle, invFreq.byteOffset, y.handle, 0, B, T, H, D, scaling, 0,
+    DTYPE_CODE[x.dtype]);
   record('rotary', [x, null, null], y, [positions, invFreq], { scaling });
   return y;
 }
@@ -104,7 +108,8 @@ export interface AttentionOptions {
  * A query row that sees no key returns 0.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
-  for (const [t, n] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) check('attention', t, n);
+  for (const [t, n] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) check('attention', t, n, FLOATS);
+  sameDType('attention', q, k, v);
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4)
     throw new TemperError(`attention: q, k, v must be (B, T, H, D); got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
   const [B, Tq, Hq, D] = q.shape as [number, number, number, number];
@@ -132,10 +137,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   sameDevice('attention', q, k, v, km, doc);
   const causal = opts.causal ?? true;
   const scale = opts.scale ?? 1 / Math.sqrt(D);
-  const out = empty(q.shape, 'f32', q);
+  const out = empty(q.shape, q.dtype, q);
   const lse = empty([B, Hq, Tq], 'f32', q);
   kern(q).attention(q.handle, q.byteOffset, k.handle, k.byteOffset, v.handle, v.byteOffset, km?.handle ?? null, km?.byteOffset ?? 0,
-    doc?.handle ?? null, doc?.byteOffset ?? 0, out.handle, 0, lse.handle, 0, B, Tq, Tk, Hq, Hkv, D, scale, causal ? 1 : 0, Tcap);
+    doc?.handle ?? null, doc?.byteOffset ?? 0, out.handle, 0, lse.handle, 0, B, Tq, Tk, Hq, Hkv, D, scale, causal ? 1 : 0, Tcap,
+    DTYPE_CODE[q.dtype]);
   const saved = [q, k, v, out, lse];
   if (km) saved.push(km);
   if (doc) saved.push(doc);
@@ -159,7 +165,7 @@ export interface CrossEntropyOptions {
  * chunks with an online logsumexp; the backward writes the gradient in one pass.
  */
 export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): Tensor {
-  check('crossEntropy', logits, 'logits');
+  check('crossEntropy', logits, 'logits', FLOATS);
   check('crossEntropy', labels, 'labels', ['i32']);
   sameDevice('crossEntropy', logits, labels);
   const V = logits.shape[logits.ndim - 1]!;
@@ -171,7 +177,8 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   const N = labels.numel;
   const rows = empty([N], 'f32', logits);
   const lse = empty([N], 'f32', logits);
-  const code = kern(logits).crossEntropy(logits.handle, logits.byteOffset, labels.handle, labels.byteOffset, rows.handle, 0, lse.handle, 0, N, V, ignoreIndex, eps);
+  const code = kern(logits).crossEntropy(logits.handle, logits.byteOffset, labels.handle, labels.byteOffset, rows.handle, 0, lse.handle, 0, N, V, ignoreIndex, eps,
+    DTYPE_CODE[logits.dtype]);
   if (code < 0) {
     const row = -code - 1;
     const label = labels.toArray()[row];

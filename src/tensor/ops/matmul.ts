@@ -1,10 +1,10 @@
 // Matrix products through the BLAS: batched with broadcast batch dims, and transposed
 // operands as flags (no copies). `linear` is x @ W^T + b with W stored as (out, in), as HF does.
 import { record } from '../autograd.js';
-import { DTYPE_CODE, type DType } from '../dtype.js';
+import { DTYPE_CODE } from '../dtype.js';
 import { TemperError, fmtShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { broadcastShapes, check, empty, kern, numelOf, sameDevice } from './util.js';
+import { FLOATS, broadcastShapes, check, empty, kern, numelOf, sameDevice } from './util.js';
 import { expand } from './shape.js';
 import { add } from './elementwise.js';
 
@@ -17,10 +17,9 @@ export interface MatmulOptions {
 
 /** op(a) @ op(b) over the last two dims; leading dims broadcast. */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
-  // bf16 GEMMs (f32 accumulation) run on CUDA; the CPU backend computes in f32.
-  const dtypes: DType[] = a.device === 'cpu' ? ['f32'] : ['f32', 'bf16'];
-  check('matmul', a, 'a', dtypes);
-  check('matmul', b, 'b', dtypes);
+  // bf16 operands give a bf16 product with f32 accumulation (not recorded for autograd).
+  check('matmul', a, 'a', FLOATS);
+  check('matmul', b, 'b', FLOATS);
   sameDevice('matmul', a, b);
   if (a.dtype !== b.dtype) throw new TemperError(`matmul: operands have dtypes ${a.dtype} and ${b.dtype}; convert one with .to()`);
   if (a.ndim < 2 || b.ndim < 2)

@@ -3,7 +3,8 @@
 import { record } from '../autograd.js';
 import { TemperError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { check, empty, kern, normAxis, numelOf } from './util.js';
+import { DTYPE_CODE } from '../dtype.js';
+import { FLOATS, check, empty, kern, normAxis, numelOf } from './util.js';
 import { reshape, transpose } from './shape.js';
 import { defaultGenerator, type Generator } from './creation.js';
 
@@ -18,11 +19,11 @@ function lastDim<T>(op: string, x: Tensor, dim: number, f: (x: Tensor) => T, bac
 
 function softmaxImpl(x: Tensor, dim: number, log: boolean): Tensor {
   const op = log ? 'logSoftmax' : 'softmax';
-  check(op, x, 'input');
+  check(op, x, 'input', FLOATS);
   return lastDim(op, x, dim, (v) => {
     const C = v.ndim ? v.shape[v.ndim - 1]! : 1;
-    const y = empty(v.shape, 'f32', v);
-    kern(v).softmax(v.handle, v.byteOffset, y.handle, 0, v.numel / Math.max(C, 1), C, log ? 1 : 0);
+    const y = empty(v.shape, v.dtype, v);
+    kern(v).softmax(v.handle, v.byteOffset, y.handle, 0, v.numel / Math.max(C, 1), C, log ? 1 : 0, DTYPE_CODE[v.dtype]);
     record(log ? 'log_softmax' : 'softmax', [v], y, [y]);
     return y;
   }, (y) => {

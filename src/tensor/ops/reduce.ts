@@ -3,7 +3,8 @@
 import { record, type Primitive } from '../autograd.js';
 import { TemperError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { check, empty, kern, normAxes, normAxis, numelOf } from './util.js';
+import { DTYPE_CODE } from '../dtype.js';
+import { FLOATS, check, empty, kern, normAxes, normAxis, numelOf } from './util.js';
 import { permute, reshape } from './shape.js';
 
 const REDUCE = { sum: 0, mean: 1, max: 2, min: 3, logsumexp: 4, argmax: 5, argmin: 6, var: 7 } as const;
@@ -14,13 +15,13 @@ export function keepdimShape(shape: readonly number[], axes: readonly number[]):
 }
 
 function launch(name: ReduceName, x: Tensor, axes: number[], keepdim: boolean, correction = 0): Tensor {
-  check(name, x, 'input');
+  check(name, x, 'input', FLOATS);
   const kept = keepdimShape(x.shape, axes);
   const outShape = keepdim ? kept : x.shape.filter((_, i) => !axes.includes(i));
   const R = numelOf(axes.map((a) => x.shape[a]!));
   if (R === 0 && name !== 'sum' && name !== 'mean')
     throw new TemperError(`${name}: cannot reduce over an empty dim`);
-  const y = empty(outShape, name === 'argmax' || name === 'argmin' ? 'i32' : 'f32', x);
+  const y = empty(outShape, name === 'argmax' || name === 'argmin' ? 'i32' : x.dtype, x);
   const contiguousRun = axes.length === 0 || axes[axes.length - 1]! - axes[0]! === axes.length - 1;
   let src = x;
   let outer: number, inner: number;
@@ -33,7 +34,7 @@ function launch(name: ReduceName, x: Tensor, axes: number[], keepdim: boolean, c
     outer = numelOf(rest.map((i) => x.shape[i]!));
     inner = 1;
   }
-  kern(x).reduce(REDUCE[name], src.handle, src.byteOffset, y.handle, 0, outer, R, inner, correction);
+  kern(x).reduce(REDUCE[name], src.handle, src.byteOffset, y.handle, 0, outer, R, inner, correction, DTYPE_CODE[x.dtype]);
   if (src !== x) src.dispose();
   return y;
 }

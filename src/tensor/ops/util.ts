@@ -17,6 +17,15 @@ export function check(op: string, t: Tensor, name: string, dtypes: readonly DTyp
     throw new TemperError(`${op}: ${name} has dtype ${t.dtype}; this op takes ${dtypes.join(' or ')}${t.dtype === 'bf16' ? " (convert with .to('f32'))" : ''}`);
 }
 
+/** The dtypes forward math takes: f32, and bf16 (f32 inside, rounded once; never recorded for autograd). */
+export const FLOATS: readonly DType[] = ['f32', 'bf16'];
+
+/** Operands of one op share a float dtype (no implicit promotion). */
+export function sameDType(op: string, ...ts: (Tensor | null | undefined)[]): void {
+  const ds = new Set(ts.filter((t): t is Tensor => !!t).map((t) => t.dtype));
+  if (ds.size > 1) throw new TemperError(`${op}: operands have dtypes ${[...ds].join(' and ')}; convert with .to('f32') or .to('bf16')`);
+}
+
 export function sameDevice(op: string, ...ts: (Tensor | null | undefined)[]): void {
   const devs = new Set(ts.filter((t): t is Tensor => !!t).map((t) => t.device));
   if (devs.size > 1) throw new TemperError(`${op}: tensors are on different devices (${[...devs].join(', ')}); move them with .to(device)`);
