@@ -113,3 +113,60 @@ test(`a bf16 model on ${device}: logits track f32 and greedy generation runs wit
   f32.dispose();
   bf.dispose();
 });
+
+test(`autocast('bf16'): f32 matmuls run on rounded operands with f32 results, forward and backward`, () => {
+  T.scope(() => {
+    const [x16, xr] = pair([4, 5, 24]);
+    const [w16, wr] = pair([12, 24]);
+    const x = x16.to('f32'), w = w16.to('f32');  // f32 tensors holding bf16-exact values
+    const xa = T.randn([4, 5, 24], { generator: gen, device }), wa = T.randn([12, 24], { generator: gen, device });
+    x.requiresGrad = true;
+    w.requiresGrad = true;
+    xa.requiresGrad = true;
+    wa.requiresGrad = true;
+    // Inputs already on the bf16 grid: autocast equals the f32 product exactly (up to summation order).
+    const y = T.autocast('bf16', () => T.linear(x, w));
+    assert.equal(y.dtype, 'f32');
+    const yr = T.linear(xr, wr);
+    const a = y.toArray(), b = yr.toArray();
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) <= 1e-5 * Math.max(1, Math.abs(b[i]!)), `y[${i}]`);
+    // Off-grid inputs: the product is that of the rounded operands, and so are the gradients.
+    const ya = T.autocast('bf16', () => T.linear(xa, wa));
+    const g = T.randn(ya.shape, { generator: gen, device });
+    ya.backward(g);
+    const round = (t: T.Tensor) => t.to('bf16').to('f32');
+    const xq = round(xa), wq = round(wa), gq = round(g);
+    const expectY = T.linear(xq, wq), expectDx = T.matmul(gq, wq), expectDw = T.matmul(T.reshape(gq, [-1, 12]), T.reshape(xq, [-1, 24]), { transA: true });
+    for (const [name, got, want] of [['y', ya, expectY], ['dx', xa.grad!, expectDx], ['dw', wa.grad!, expectDw]] as const) {
+      const p = got.toArray(), q = want.toArray();
+      for (let i = 0; i < q.length; i++) assert.ok(Math.abs(p[i]! - q[i]!) <= 1e-5 * Math.max(1, Math.abs(q[i]!)), `${name}[${i}]: ${p[i]} vs ${q[i]}`);
+    }
+    assert.equal(T.autocastDtype(), null, 'autocast ends with its function');
+  });
+});
+
+test(`tiny llama trains under autocast('bf16') on ${device}: losses track f32 and fall`, () => {
+  const rows = Array.from({ length: 8 }, (_, r) => Array.from({ length: 32 }, (_, t) => 3 + ((r * 37 + t * 11) % 500)));
+  const run = (mixed: boolean): number[] => {
+    const model = (T.loadModelFromDir(tiny) as T.CausalLM).to(device);
+    const params = model.parameters();
+    const losses: number[] = [];
+    for (let step = 0; step < 8; step++) {
+      T.scope(() => {
+        const ids = T.fromArray(Int32Array.from(rows.flat()), [8, 32], { device });
+        const loss = T.autocast(mixed ? 'bf16' : null, () => T.crossEntropy(model.forward({ inputIds: ids }).logits, T.shiftLabels(ids)));
+        losses.push(loss.item());
+        loss.backward();
+      });
+      for (const p of params) {
+        T.noGrad(() => T.scope(() => T.assign(p, T.sub(p, T.mul(p.grad!, 0.05)))));
+        p.zeroGrad();
+      }
+    }
+    model.dispose();
+    return losses;
+  };
+  const f = run(false), m = run(true);
+  for (let i = 0; i < f.length; i++) assert.ok(Math.abs(f[i]! - m[i]!) < 0.02 * f[i]!, `step ${i}: f32 ${f[i]} vs autocast ${m[i]}`);
+  assert.ok(m[7]! < m[0]!, `autocast loss did not fall: ${m[0]} -> ${m[7]}`);
+});

@@ -68,6 +68,10 @@ const CHECKS: { [P in Primitive]: Check } = {
   cumsum: [{ f: ([a]) => T.cumsum(a!, 1), inputs: [any([2, 5, 3])] }],
   sort_values: [{ f: ([a]) => T.topk(a!, 3).values, inputs: [spread([2, 6])] }, { f: ([a]) => T.sort(a!).values, inputs: [spread([2, 6], 3)] }],
   dropout: [{ f: ([a]) => T.dropout(a!, 0.3, { generator: new T.Generator(5) }), inputs: [any([4, 8])] }],
+  checkpoint: [{
+    f: ([a, b]) => T.checkpoint((x: Tensor, w: Tensor) => T.scope(() => T.mul(T.tanh(T.matmul(x, w)), T.sum(x))), [a!, b!]),
+    inputs: [any([3, 4]), any([4, 5])],
+  }],
   rms_norm: [{ f: ([x, w]) => T.rmsNorm(x!, w!, 1e-6), inputs: [any([3, 7]), any([7])] }],
   layer_norm: [
     { f: ([x, w, b]) => T.layerNorm(x!, w!, b!, 1e-5), inputs: [any([3, 7]), any([7]), any([7])] },
@@ -91,6 +95,11 @@ const CHECKS: { [P in Primitive]: Check } = {
   cross_entropy: [
     { f: ([x]) => T.scope(() => T.crossEntropy(x!, T.tensor([1, -100, 4], { dtype: 'i32' }), { labelSmoothing: 0.1 })), inputs: [{ shape: [3, 6], lo: -3, hi: 3 }] },
     { f: ([x]) => T.scope(() => T.crossEntropy(x!, T.tensor([[0, 2], [5, 1]], { dtype: 'i32' }), { reduction: 'none' })), inputs: [{ shape: [2, 2, 6], lo: -3, hi: 3 }] },
+  ],
+  linear_cross_entropy: [
+    { f: ([h, w]) => T.scope(() => T.linearCrossEntropy(h!, w!, T.tensor([1, -100, 4, 6, 0], { dtype: 'i32' }), { labelSmoothing: 0.1, chunkRows: 2 })), inputs: [{ shape: [5, 4], lo: -2, hi: 2 }, { shape: [7, 4], lo: -2, hi: 2 }] },
+    { f: ([h, w]) => T.scope(() => T.linearCrossEntropy(h!, w!, T.tensor([[0, 2], [5, 1]], { dtype: 'i32' }), { reduction: 'none', chunkRows: 3 })), inputs: [{ shape: [2, 2, 4], lo: -2, hi: 2 }, { shape: [6, 4], lo: -2, hi: 2 }] },
+    { f: ([h, w]) => T.scope(() => T.tokenLogprobs(h!, w!, T.tensor([3, -100, 2], { dtype: 'i32' }))), inputs: [{ shape: [3, 4], lo: -2, hi: 2 }, { shape: [5, 4], lo: -2, hi: 2 }] },
   ],
 };
 

@@ -129,3 +129,15 @@ test('temper demo (shortened) measures accuracy before and after and leaves a lo
   assert.match(r.stdout, /adapter \(PEFT format\): .*report: .*report\.html/);
   assert.ok(existsSync(join(out, 'adapter_model.safetensors')));
 });
+
+test('sft --bf16 true (mixed precision) tracks the f32 run', () => {
+  const run = (extra: string[]) => {
+    const dir = tmp();
+    const r = temper('sft', ...BASE, '--output_dir', dir, '--max_steps', '6', '--logging_steps', '1', '--save_strategy', 'no', '--learning_rate', '1e-3', ...extra);
+    assert.equal(r.status, 0, r.stderr);
+    return [...losses(dir).values()];
+  };
+  const f = run([]), m = run(['--bf16', 'true']);
+  assert.equal(m.length, 6);
+  for (let i = 0; i < f.length; i++) assert.ok(Math.abs(f[i]! - m[i]!) < 0.02 * f[i]!, `step ${i + 1}: f32 ${f[i]} vs bf16 ${m[i]}`);
+});

@@ -1,13 +1,17 @@
-// Fused scaled dot-product attention for f32 on the GPU; mirrors native/src/attention.cc.
+// Fused scaled dot-product attention on the GPU; mirrors native/src/attention.cc.
 // Forward: an online softmax over 32-key tiles staged in shared memory, one lane per key when
 // scoring and lanes across D when accumulating P V; when the grid would be small (decoding: a few
 // queries, many keys) the keys are split across blocks and the partials merged by a second kernel.
 // Backward (FlashAttention-2, P recomputed from lse): dq and delta per query tile, then dk/dv per
 // key tile looping over every query of its GQA group, so each output has one writer (no atomics).
 // A block's rows are (query, head) pairs sharing one kv head, so K/V tiles are shared by the group.
+// The forward also runs on bf16 q, k, v, out: tiles are widened to f32 as they are staged, the math
+// is the f32 kernel's, and each output is rounded once (lse stays f32). The backward is f32 only.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 #include "common.cuh"
 
 namespace temper {
@@ -27,15 +31,43 @@ constexpr int KPW = BK / NWK;          // keys per warp when accumulating dk/dv
 constexpr unsigned FULL = 0xffffffffu;
 static_assert(BR == BK, "the dq kernel stages out rows in its K tile");
 
+using bf16 = __nv_bfloat16;
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
+template <typename T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ float from_f32<float>(float v) { return v; }
+// Round to nearest even; a NaN keeps its sign and top payload bits and turns quiet, as the CPU's
+// cast does (the hardware conversion would give the canonical NaN).
+template <>
+__device__ __forceinline__ bf16 from_f32<bf16>(float v) {
+  const unsigned u = __float_as_uint(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return __ushort_as_bfloat16((unsigned short)((u >> 16) | 0x40u));
+  return __float2bfloat16_rn(v);
+}
+
+// 4 consecutive elements as one load (16 bytes of f32, 8 of bf16), widened.
+template <typename T>
+struct alignas(4 * sizeof(T)) Pack4 {
+  T v[4];
+};
+template <typename T>
+__device__ __forceinline__ float4 load4(const T* p) {
+  const Pack4<T> s = *reinterpret_cast<const Pack4<T>*>(p);
+  return make_float4(to_f32(s.v[0]), to_f32(s.v[1]), to_f32(s.v[2]), to_f32(s.v[3]));
+}
+
+// Shapes and masks; AttnT adds q, k, v in their storage type.
 struct Attn {
-  const float *q, *k, *v;
   const int32_t *km, *doc;
   int64_t B, Tq, Tk, Hq, Hkv, D, Tkc;
   float scale;
   int causal;
   int64_t G, R;  // heads per kv head; rows per (b, kv head) = Tq*G, row t = query t/G of head g*G + t%G
   int Dp, KS;    // D rounded up to 4; shared-memory row stride with KS/4 odd (per-lane float4 rows do not conflict)
-  bool vq, vk, vv, vo, vdo;  // float4 global loads allowed (D % 4 == 0 and a 16-byte aligned base)
+  bool vq, vk, vv, vo, vdo;  // 4-element global loads allowed (D % 4 == 0 and a base aligned to 4 elements)
 
   __device__ int64_t off() const { return Tk - Tq; }  // absolute position of query 0
   // Row of q/out/dout (times D for the element offset) and index into lse/delta of row t of (b, g).
@@ -44,17 +76,26 @@ struct Attn {
   __device__ int64_t kv(int64_t b, int64_t g, int64_t s) const { return ((b * Tkc + s) * Hkv + g) * D; }
 };
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+template <typename T>
+struct AttnT : Attn {
+  const T *q, *k, *v;
+};
 
-Attn make_attn(const float* q, const float* k, const float* v, const int32_t* km, const int32_t* doc,
-               const float* out, const float* dout, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv,
-               int64_t D, float scale, int causal, int64_t Tkc) {
+template <typename T>
+bool aligned4(const T* p) { return reinterpret_cast<uintptr_t>(p) % (4 * sizeof(T)) == 0; }
+
+// out and dout (f32) are the backward's; the forward passes null.
+template <typename T>
+AttnT<T> make_attn(const T* q, const T* k, const T* v, const int32_t* km, const int32_t* doc, const float* out,
+                   const float* dout, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                   float scale, int causal, int64_t Tkc) {
   const int64_t G = Hq / Hkv;
   const int Dp = (int)((D + 3) / 4 * 4);
   const bool d4 = D % 4 == 0;
-  return Attn{q, k, v, km, doc, B, Tq, Tk, Hq, Hkv, D, Tkc, scale, causal, G, Tq * G, Dp,
-              (Dp / 4) % 2 ? Dp : Dp + 4, d4 && aligned16(q), d4 && aligned16(k), d4 && aligned16(v),
-              d4 && out && aligned16(out), d4 && dout && aligned16(dout)};
+  const Attn s{km, doc, B, Tq, Tk, Hq, Hkv, D, Tkc, scale, causal, G, Tq * G, Dp,
+               (Dp / 4) % 2 ? Dp : Dp + 4, d4 && aligned4(q), d4 && aligned4(k), d4 && aligned4(v),
+               d4 && out && aligned4(out), d4 && dout && aligned4(dout)};
+  return AttnT<T>{s, q, k, v};
 }
 
 // Lane-owned D chunks per row: D up to 32*DC (D <= 256 supported).
@@ -128,21 +169,21 @@ __device__ __forceinline__ void dot_rows(const float* A, int ld, const float* b,
 }
 
 // Tile rows [0, n) into dst (row stride ld), columns zero-padded to Dp: row rr is src(rr)[0, D) * mul,
-// or zeros where src(rr) is null. vec: float4 global loads.
+// or zeros where src(rr) is null (src returns f32 or bf16 pointers). vec: 4-element global loads.
 template <typename Src>
 __device__ void load_tile(float* dst, int ld, int n, const Attn& a, float mul, bool vec, Src src) {
   const int n4 = a.Dp / 4;
   for (int idx = threadIdx.x; idx < n * n4; idx += blockDim.x) {
     const int rr = idx / n4, d = idx % n4 * 4;
-    const float* p = src(rr);
+    const auto* p = src(rr);
     float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     if (p && vec) {
-      x = *reinterpret_cast<const float4*>(p + d);
+      x = load4(p + d);
     } else if (p) {
-      x.x = d < a.D ? p[d] : 0.0f;
-      x.y = d + 1 < a.D ? p[d + 1] : 0.0f;
-      x.z = d + 2 < a.D ? p[d + 2] : 0.0f;
-      x.w = d + 3 < a.D ? p[d + 3] : 0.0f;
+      x.x = d < a.D ? to_f32(p[d]) : 0.0f;
+      x.y = d + 1 < a.D ? to_f32(p[d + 1]) : 0.0f;
+      x.z = d + 2 < a.D ? to_f32(p[d + 2]) : 0.0f;
+      x.w = d + 3 < a.D ? to_f32(p[d + 3]) : 0.0f;
     }
     x.x *= mul;
     x.y *= mul;
@@ -153,16 +194,18 @@ __device__ void load_tile(float* dst, int ld, int n, const Attn& a, float mul, b
 }
 
 // Keys [s0, s0 + BK) of (b, g) from base (k or v); rows past Tk are zeros.
-__device__ void load_keys(float* dst, const Attn& a, const float* base, bool vec, int64_t b, int64_t g, int64_t s0) {
+template <typename T>
+__device__ void load_keys(float* dst, const Attn& a, const T* base, bool vec, int64_t b, int64_t g, int64_t s0) {
   load_tile(dst, a.KS, BK, a, 1.0f, vec,
-            [&](int rr) -> const float* { return s0 + rr < a.Tk ? base + a.kv(b, g, s0 + rr) : nullptr; });
+            [&](int rr) -> const T* { return s0 + rr < a.Tk ? base + a.kv(b, g, s0 + rr) : nullptr; });
 }
 
 // Query rows [t0, t0 + n) of (b, g) from base (q, out or dout), BK rows with zeros past n.
-__device__ void load_queries(float* dst, const Attn& a, const float* base, float mul, bool vec, int64_t b, int64_t g,
+template <typename T>
+__device__ void load_queries(float* dst, const Attn& a, const T* base, float mul, bool vec, int64_t b, int64_t g,
                              int64_t t0, int n, int rows) {
   load_tile(dst, a.KS, rows, a, mul, vec,
-            [&](int rr) -> const float* { return rr < n ? base + a.row(b, g, t0 + rr) * a.D : nullptr; });
+            [&](int rr) -> const T* { return rr < n ? base + a.row(b, g, t0 + rr) * a.D : nullptr; });
 }
 
 // Causal: keys at or past the end are invisible to every row up to query imax.
@@ -175,9 +218,9 @@ __device__ int64_t key_end(const Attn& a, int64_t imax) {
 // ---- forward ------------------------------------------------------------------
 // Block = (row tile, b, kv head, key split); blockDim = 32 * warps, warps <= NWQ. With part set, the
 // block writes its split's partial (m, l, unnormalized O) per row to part, else out and lse.
-template <int DC>
+template <int DC, typename T>
 __global__ void __launch_bounds__(NWQ * 32)
-    forward_kernel(const Attn a, float* out, float* lse, float* part, int64_t ntr, int64_t tps) {
+    forward_kernel(const AttnT<T> a, T* out, float* lse, float* part, int64_t ntr, int64_t tps) {
   extern __shared__ float4 smem[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, br = (blockDim.x >> 5) * RW;
   float* Qs = reinterpret_cast<float*>(smem);
@@ -263,15 +306,16 @@ __global__ void __launch_bounds__(NWQ * 32)
       const float inv = l[r] == 0.0f ? 0.0f : 1.0f / l[r];  // l == 0: no visible key -> zero row
 #pragma unroll
       for (int j = 0; j < DC; j++)
-        if (lane + 32 * j < a.D) out[row * a.D + lane + 32 * j] = o[r][j] * inv;
+        if (lane + 32 * j < a.D) out[row * a.D + lane + 32 * j] = from_f32<T>(o[r][j] * inv);
       if (lane == 0) lse[a.lse_at(b, g, t)] = l[r] == 0.0f ? -INFINITY : m[r] + logf(l[r]);
     }
   }
 }
 
 // Merges the key splits of each output row (one warp per row): rescale every split to the common max.
-__global__ void combine_kernel(const float* part, float* out, float* lse, int64_t nrow, int nsplit, int64_t D,
-                               int64_t Tq, int64_t Hq) {
+template <typename T>
+__global__ void combine_kernel(const float* part, T* out, float* lse, int64_t nrow, int nsplit, int64_t D, int64_t Tq,
+                               int64_t Hq) {
   const int lane = threadIdx.x & 31;
   const int64_t stride = nrow * (D + 2), nwarps = (int64_t)gridDim.x * (blockDim.x >> 5);
   for (int64_t row = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; row < nrow; row += nwarps) {
@@ -285,7 +329,7 @@ __global__ void combine_kernel(const float* part, float* out, float* lse, int64_
     for (int64_t d = lane; d < D; d += 32) {
       float acc = 0.0f;
       for (int sp = 0; sp < nsplit; sp++) acc = fmaf(pr[sp * stride + 2 + d], expf(pr[sp * stride] - mu), acc);
-      out[row * D + d] = acc * inv;
+      out[row * D + d] = from_f32<T>(acc * inv);
     }
     if (lane == 0) {
       const int64_t h = row % Hq, i = row / Hq % Tq, b = row / (Hq * Tq);
@@ -299,7 +343,7 @@ __global__ void combine_kernel(const float* part, float* out, float* lse, int64_
 // computed here (out staged in the K buffer) and stored for the dk/dv kernel.
 template <int DC>
 __global__ void __launch_bounds__(NWQ * 32)
-    dq_kernel(const Attn a, const float* out, const float* lse, const float* dout, float* delta, float* dq,
+    dq_kernel(const AttnT<float> a, const float* out, const float* lse, const float* dout, float* delta, float* dq,
               int64_t ntr) {
   extern __shared__ float4 smem[];
   __shared__ float dls[BR];
@@ -385,7 +429,7 @@ __global__ void __launch_bounds__(NWQ * 32)
 // then accumulates dk, dv for keys 4w..4w+3 with lanes across D.
 template <int DC>
 __global__ void __launch_bounds__(NWK * 32)
-    dkv_kernel(const Attn a, const float* lse, const float* dout, const float* delta, float* dk, float* dv) {
+    dkv_kernel(const AttnT<float> a, const float* lse, const float* dout, const float* delta, float* dk, float* dv) {
   extern __shared__ float4 smem[];
   __shared__ float P[BK * BK], dS[BK * BK];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -468,16 +512,16 @@ __global__ void __launch_bounds__(NWK * 32)
 }
 
 // Kernels above 48 KiB of dynamic shared memory must opt in.
-template <typename K, typename... Args>
-void launch(K kernel, const char* op, const std::string& detail, int64_t blocks, int threads, size_t smem,
-            const Attn& a, Args... args) {
+template <typename K, typename A, typename... Args>
+void launch(K kernel, const char* op, const std::string& detail, int64_t blocks, int threads, size_t smem, const A& a,
+            Args... args) {
   cuda::check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), op, detail);
   kernel<<<(unsigned)blocks, threads, smem, stream()>>>(a, args...);
   cuda::check_launch(op, detail);
 }
 
-template <int DC>
-void forward(const Attn& a, float* out, float* lse, const std::string& detail) {
+template <int DC, typename T>
+void forward(const AttnT<T>& a, T* out, float* lse, const std::string& detail) {
   // Rows of one (b, kv head) may be few (decoding): fewer warps per block, and the keys split across
   // blocks until the GPU is covered (at least 4 key tiles per split).
   const int nw = (int)std::min<int64_t>(NWQ, (a.R + RW - 1) / RW), br = nw * RW;
@@ -491,18 +535,18 @@ void forward(const Attn& a, float* out, float* lse, const std::string& detail) {
   const size_t pbytes = nsplit > 1 ? (size_t)(nsplit * nrow * (a.D + 2)) * sizeof(float) : 0;
   float* part = pbytes ? static_cast<float*>(cuda::scratch_alloc(pbytes)) : nullptr;
   const size_t smem = (size_t)(br + 2 * BK) * a.KS * sizeof(float);
-  launch(forward_kernel<DC>, "attention_forward", detail, blocks * nsplit, nw * 32, smem, a, out, lse, part, ntr, tps);
+  launch(forward_kernel<DC, T>, "attention_forward", detail, blocks * nsplit, nw * 32, smem, a, out, lse, part, ntr,
+         tps);
   if (part) {
-    combine_kernel<<<cuda::grid_for(nrow * 32), 256, 0, stream()>>>(part, out, lse, nrow, (int)nsplit, a.D, a.Tq,
-                                                                     a.Hq);
+    combine_kernel<<<cuda::grid_for(nrow * 32), 256, 0, stream()>>>(part, out, lse, nrow, (int)nsplit, a.D, a.Tq, a.Hq);
     cuda::check_launch("attention_forward_combine", detail);
     cuda::scratch_free(part, pbytes);
   }
 }
 
 template <int DC>
-void backward(const Attn& a, const float* out, const float* lse, const float* dout, float* dq, float* dk, float* dv,
-              const std::string& detail) {
+void backward(const AttnT<float>& a, const float* out, const float* lse, const float* dout, float* dq, float* dk,
+              float* dv, const std::string& detail) {
   const size_t dbytes = (size_t)(a.B * a.Hq * a.Tq) * sizeof(float);
   float* delta = dbytes ? static_cast<float*>(cuda::scratch_alloc(dbytes)) : nullptr;
   if (a.R > 0) {
@@ -522,15 +566,14 @@ std::string shape(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, in
   return cuda::dims({{"B", B}, {"Tq", Tq}, {"Tk", Tk}, {"Hq", Hq}, {"Hkv", Hkv}, {"D", D}});
 }
 
-}  // namespace
-
-void attention_forward_f32(const float* q, const float* k, const float* v, const int32_t* key_mask,
-                           const int32_t* doc_ids, float* out, float* lse, int64_t B, int64_t Tq, int64_t Tk,
-                           int64_t Hq, int64_t Hkv, int64_t D, float scale, int causal, int64_t kv_capacity) {
+template <typename T>
+void attn_forward(const T* q, const T* k, const T* v, const int32_t* key_mask, const int32_t* doc_ids, T* out,
+                  float* lse, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                  int causal, int64_t kv_capacity) {
   if (B * Tq * Hq == 0) return;  // D == 0 still has lse to write
   const std::string detail = shape(B, Tq, Tk, Hq, Hkv, D);
-  const Attn a = make_attn(q, k, v, key_mask, doc_ids, nullptr, nullptr, B, Tq, Tk, Hq, Hkv, D, scale, causal,
-                           kv_capacity);
+  const AttnT<T> a = make_attn(q, k, v, key_mask, doc_ids, nullptr, nullptr, B, Tq, Tk, Hq, Hkv, D, scale, causal,
+                               kv_capacity);
   switch (d_chunks(D, "attention_forward")) {
     case 1: forward<1>(a, out, lse, detail); break;
     case 2: forward<2>(a, out, lse, detail); break;
@@ -539,19 +582,39 @@ void attention_forward_f32(const float* q, const float* k, const float* v, const
   }
 }
 
+}  // namespace
+
+void attention_forward_f32(const float* q, const float* k, const float* v, const int32_t* key_mask,
+                           const int32_t* doc_ids, float* out, float* lse, int64_t B, int64_t Tq, int64_t Tk,
+                           int64_t Hq, int64_t Hkv, int64_t D, float scale, int causal, int64_t kv_capacity) {
+  attn_forward(q, k, v, key_mask, doc_ids, out, lse, B, Tq, Tk, Hq, Hkv, D, scale, causal, kv_capacity);
+}
+
 void attention_backward_f32(const float* q, const float* k, const float* v, const float* out, const float* lse,
                             const float* dout, const int32_t* key_mask, const int32_t* doc_ids, float* dq, float* dk,
                             float* dv, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
                             float scale, int causal) {
   if (B * Hq * D == 0 || Tq + Tk == 0) return;
   const std::string detail = shape(B, Tq, Tk, Hq, Hkv, D);
-  const Attn a = make_attn(q, k, v, key_mask, doc_ids, out, dout, B, Tq, Tk, Hq, Hkv, D, scale, causal, Tk);
+  const AttnT<float> a = make_attn(q, k, v, key_mask, doc_ids, out, dout, B, Tq, Tk, Hq, Hkv, D, scale, causal, Tk);
   switch (d_chunks(D, "attention_backward")) {
     case 1: backward<1>(a, out, lse, dout, dq, dk, dv, detail); break;
     case 2: backward<2>(a, out, lse, dout, dq, dk, dv, detail); break;
     case 4: backward<4>(a, out, lse, dout, dq, dk, dv, detail); break;
     default: backward<8>(a, out, lse, dout, dq, dk, dv, detail); break;
   }
+}
+
+void attention_forward(const void* q, const void* k, const void* v, const int32_t* key_mask, const int32_t* doc_ids,
+                       void* out, float* lse, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                       float scale, int causal, int64_t kv_capacity, int dtype) {
+  if (dtype == 0)
+    return attention_forward_f32(static_cast<const float*>(q), static_cast<const float*>(k),
+                                 static_cast<const float*>(v), key_mask, doc_ids, static_cast<float*>(out), lse, B, Tq,
+                                 Tk, Hq, Hkv, D, scale, causal, kv_capacity);
+  if (dtype != 3) throw std::invalid_argument("attention: dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+  attn_forward(static_cast<const bf16*>(q), static_cast<const bf16*>(k), static_cast<const bf16*>(v), key_mask, doc_ids,
+               static_cast<bf16*>(out), lse, B, Tq, Tk, Hq, Hkv, D, scale, causal, kv_capacity);
 }
 
 }  // namespace temper

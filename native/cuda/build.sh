@@ -83,7 +83,20 @@ printf '%s\n' "${sources[@]}" | xargs -P "$(nproc)" -I{} sh -c \
   'f="{}"; "$0" "$@" -c "$f" -o "'"$obj"'/$(basename "$f" .cu).o"' "$nvcc" "${nvflags[@]}"
 g++ -std=c++17 -O2 -fPIC -Wall -DTEMPER_CUDA -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_CPP_EXCEPTIONS_ALL \
   -DNODE_ADDON_API_DISABLE_DEPRECATED -I"$node_inc" -I"$addon_api" -c native/src/addon.cc -o "$obj/addon.o"
-if [ "$mode" = check ]; then echo "temper: CUDA sources compile"; exit 0; fi
+if [ "$mode" = check ]; then
+  # Without the libraries there is no link, so check that every temper:: function the objects
+  # use is defined by one of them (a kernel missing from native/cuda would fail only at load).
+  objs=("$obj"/addon.o)
+  for f in "${sources[@]}"; do objs+=("$obj/$(basename "$f" .cu).o"); done
+  missing_syms="$(comm -23 <(nm --undefined-only "${objs[@]}" | awk '$1 == "U" && /6temper/ { print $2 }' | sort -u) \
+    <(nm --defined-only "${objs[@]}" | awk '/6temper/ { print $3 }' | sort -u) | c++filt)"
+  if [ ${#sources[@]} -lt "$(ls native/cuda/*.cu | wc -l)" ]; then  # matmul.cu skipped: its functions are expected
+    missing_syms="$(grep -v 'matmul' <<< "$missing_syms" || true)"
+  fi
+  if [ -n "$missing_syms" ]; then echo "temper: undefined in the CUDA objects:"; echo "$missing_syms"; exit 1; fi
+  echo "temper: CUDA sources compile and define every kernel the binding calls"
+  exit 0
+fi
 
 cudart_lib="$cuda_home/lib64"
 [ -d "$cudart_lib" ] || cudart_lib="$cuda_home/targets/$(uname -m)-linux/lib"

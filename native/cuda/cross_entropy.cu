@@ -3,8 +3,11 @@
 // a bad one), then one block per row takes the row max, then sum exp(x - max), in two passes.
 // Backward: one block per row writes every dlogit. exp is the CPU's fast_exp, FMAs included, so
 // the backward is bitwise the CPU's for the same lse; the forward differs only by summation order.
+// The forward also reads bf16 logits (widened to f32 on load; loss and lse stay f32).
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 #include "common.cuh"
 
 namespace temper {
@@ -14,13 +17,26 @@ namespace {
 using cuda::block_max;
 using cuda::block_sum;
 
-template <int W>
-struct alignas(4 * W) Floats {
-  float v[W];
+using bf16 = __nv_bfloat16;
+
+// W consecutive elements moved as one load (16 bytes for 4 floats or 8 bf16).
+template <typename T, int W>
+struct alignas(sizeof(T) * W) Pack {
+  T v[W];
 };
 template <int W>
-__device__ __forceinline__ Floats<W> load(const float* p) {
-  return *reinterpret_cast<const Floats<W>*>(p);
+using Floats = Pack<float, W>;
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
+
+template <int W, typename T>
+__device__ __forceinline__ Floats<W> load(const T* p) {
+  const Pack<T, W> s = *reinterpret_cast<const Pack<T, W>*>(p);
+  Floats<W> f;
+#pragma unroll
+  for (int q = 0; q < W; q++) f.v[q] = to_f32(s.v[q]);
+  return f;
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -60,9 +76,9 @@ __global__ void check_labels_kernel(const int32_t* labels, int64_t N, int64_t V,
 
 // Ignored rows get loss 0 and lse 0 without reading their logits. A row of all -inf sums to 0
 // (the shift is 0, not -inf), so its lse is -inf rather than NaN, as on the CPU.
-template <int W>
-__global__ void ce_forward_kernel(const float* logits, const int32_t* labels, float* loss, float* lse, int64_t N,
-                                  int64_t V, int32_t ignore_index, float eps) {
+template <int W, typename T>
+__global__ void ce_forward_kernel(const T* logits, const int32_t* labels, float* loss, float* lse, int64_t N, int64_t V,
+                                  int32_t ignore_index, float eps) {
   __shared__ float redf[32];
   __shared__ double redd[32];
   const int64_t nv = V / W;
@@ -72,7 +88,7 @@ __global__ void ce_forward_kernel(const float* logits, const int32_t* labels, fl
       if (threadIdx.x == 0) loss[n] = 0.0f, lse[n] = 0.0f;
       continue;
     }
-    const float* xr = logits + n * V;
+    const T* xr = logits + n * V;
     float mx = -INFINITY;
     double sx = 0.0;  // sum x for the smoothing term; double, as the CPU's chunk sums are added
     for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
@@ -96,7 +112,7 @@ __global__ void ce_forward_kernel(const float* logits, const int32_t* labels, fl
     if (threadIdx.x == 0) {
       // log in double, rounded: glibc's logf is (nearly always) correctly rounded, CUDA's is 1 ulp.
       const float l = __fadd_rn(mx, (float)log((double)s));
-      const float nll = __fsub_rn(l, xr[y]);
+      const float nll = __fsub_rn(l, to_f32(xr[y]));
       lse[n] = l;
       // eps == 0 skips the smoothing term, so a -inf logit (masked vocab) cannot make 0 * inf = NaN.
       loss[n] = eps == 0.0f ? nll
@@ -136,26 +152,34 @@ __global__ void ce_backward_kernel(const float* logits, const int32_t* labels, c
   }
 }
 
-}  // namespace
-
-int64_t cross_entropy_forward_f32(const float* logits, const int32_t* labels, float* loss, float* lse, int64_t N,
-                                  int64_t V, int32_t ignore_index, float eps) {
+// Labels first (a bad one returns its code and writes nothing), then the rows.
+template <typename T>
+int64_t ce_forward(const T* logits, const int32_t* labels, float* loss, float* lse, int64_t N, int64_t V,
+                   int32_t ignore_index, float eps, const char* op) {
   if (N == 0) return 0;
   const std::string detail = cuda::dims({{"N", N}, {"V", V}});
   cuda::BadIndex bad;
   check_labels_kernel<<<cuda::grid_for(N), 256, 0, cuda::stream()>>>(labels, N, V, ignore_index, bad.device());
-  cuda::check_launch("cross_entropy_forward_f32 labels", detail);
-  if (const int64_t code = bad.result("cross_entropy_forward_f32", detail)) return code;
+  cuda::check_launch((std::string(op) + " labels").c_str(), detail);
+  if (const int64_t code = bad.result(op, detail)) return code;
 
-  const bool vec = V % 4 == 0 && aligned16(logits);
-  const int threads = row_threads(vec ? V / 4 : V);
+  constexpr int W = 16 / sizeof(T);  // 4 floats or 8 bf16 per load
+  const bool vec = V % W == 0 && aligned16(logits);
+  const int threads = row_threads(vec ? V / W : V);
   const unsigned grid = cuda::grid_for(N, 1);
   if (vec)
-    ce_forward_kernel<4><<<grid, threads, 0, cuda::stream()>>>(logits, labels, loss, lse, N, V, ignore_index, eps);
+    ce_forward_kernel<W><<<grid, threads, 0, cuda::stream()>>>(logits, labels, loss, lse, N, V, ignore_index, eps);
   else
     ce_forward_kernel<1><<<grid, threads, 0, cuda::stream()>>>(logits, labels, loss, lse, N, V, ignore_index, eps);
-  cuda::check_launch("cross_entropy_forward_f32", detail);
+  cuda::check_launch(op, detail);
   return 0;
+}
+
+}  // namespace
+
+int64_t cross_entropy_forward_f32(const float* logits, const int32_t* labels, float* loss, float* lse, int64_t N,
+                                  int64_t V, int32_t ignore_index, float eps) {
+  return ce_forward(logits, labels, loss, lse, N, V, ignore_index, eps, "cross_entropy_forward_f32");
 }
 
 void cross_entropy_backward_f32(const float* logits, const int32_t* labels, const float* lse, const float* g,
@@ -172,6 +196,16 @@ void cross_entropy_backward_f32(const float* logits, const int32_t* labels, cons
     ce_backward_kernel<1><<<grid, threads, 0, cuda::stream()>>>(logits, labels, lse, g, dlogits, N, V, ignore_index,
                                                                  eps, eps_v);
   cuda::check_launch("cross_entropy_backward_f32", cuda::dims({{"N", N}, {"V", V}}));
+}
+
+int64_t cross_entropy_forward(const void* logits, const int32_t* labels, float* loss, float* lse, int64_t N, int64_t V,
+                              int32_t ignore_index, float eps, int dtype) {
+  if (dtype == 0)
+    return cross_entropy_forward_f32(static_cast<const float*>(logits), labels, loss, lse, N, V, ignore_index, eps);
+  if (dtype != 3)
+    throw std::invalid_argument("cross_entropy: dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+  return ce_forward(static_cast<const bf16*>(logits), labels, loss, lse, N, V, ignore_index, eps,
+                    "cross_entropy_forward_bf16");
 }
 
 }  // namespace temper

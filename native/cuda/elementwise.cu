@@ -1,5 +1,7 @@
 // CUDA elementwise kernels (native/src/elementwise.cc on the GPU): unary ops and their backward,
-// clamp, broadcast binary ops (comparisons write u8) and where.
+// clamp, broadcast binary ops (comparisons write u8) and where, plus the f32/bf16 dtype entry
+// points of kernels.h. Kernels are templated on the storage type: bf16 is widened exactly on load,
+// computed in f32 like the f32 kernel and rounded once on store, as dtype_dispatch.cc defines it.
 // Plain f32 arithmetic is bit-identical to the CPU build: fast_exp and the other mul-add chains are
 // written with the fmaf GCC forms for them on x86-64-v3/v4 (its C++ default is -ffp-contract=fast).
 // libm calls (erf, tanh, log, log1p, exp, pow) are evaluated in double and rounded once: correctly
@@ -17,6 +19,43 @@ constexpr int kThreads = 256;
 constexpr int kMaxDims = 8;
 
 bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
+
+// ---- storage types ------------------------------------------------------------------------------
+
+using bf16 = __nv_bfloat16;
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ float from_f32<float>(float v) { return v; }
+// Round to nearest even like copy.cc's cast; cvt.rn would make every NaN canonical, where the CPU
+// keeps the sign and top payload bits and sets the quiet bit.
+template <>
+__device__ __forceinline__ bf16 from_f32<bf16>(float v) {
+  uint32_t u = __float_as_uint(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return __ushort_as_bfloat16((unsigned short)((u >> 16) | 0x40));
+  return __float2bfloat16_rn(v);
+}
+
+// W elements moved by one load or store of their combined width.
+template <typename T, int W>
+struct alignas(sizeof(T) * W) Pack {
+  T v[W];
+};
+// Elements of T per 16-byte load: 4 f32 or 8 bf16.
+template <typename T>
+constexpr int kPack = 16 / sizeof(T);
+
+constexpr int kF32 = 0, kBF16 = 3;
+
+void check_dtype(int dtype, const char* op) {
+  if (dtype != kF32 && dtype != kBF16)
+    throw std::invalid_argument(std::string("temper cuda: ") + op + ": dtype code " + std::to_string(dtype) +
+                                " is not f32 or bf16");
+}
 
 // ---- scalar math --------------------------------------------------------------------------------
 
@@ -109,9 +148,9 @@ __device__ __forceinline__ float unary_grad(float v, float g) {
   else return 0.0f;  // U_SIGN
 }
 
-// Comparisons write u8 0/1.
-template <int OP>
-using BinaryOut = std::conditional_t<(OP <= B_MIN), float, uint8_t>;
+// Comparisons write u8 0/1; arithmetic writes the operands' storage type T.
+template <int OP, typename T = float>
+using BinaryOut = std::conditional_t<(OP <= B_MIN), T, uint8_t>;
 
 template <int OP>
 __device__ __forceinline__ BinaryOut<OP> binary_op(float x, float y) {
@@ -130,50 +169,50 @@ __device__ __forceinline__ BinaryOut<OP> binary_op(float x, float y) {
   else return (uint8_t)(x >= y);  // B_GE
 }
 
-// ---- flat maps over contiguous f32 ----------------------------------------------------------------
+// ---- flat maps over contiguous buffers -----------------------------------------------------------
 
-template <int N>
+template <int N, typename T>
 struct Inputs {
-  const float* p[N];
+  const T* p[N];
 };
 
-// out[i] = f(in[0][i], ..., in[N-1][i]); with vec, quads move as float4 and the tail as scalars.
-template <int N, typename F>
-__global__ void map_kernel(F f, Inputs<N> in, float* out, int64_t n, bool vec) {
+// out[i] = f(in[0][i], ..., in[N-1][i]); with vec, 16-byte packs move at once and the tail as scalars.
+template <int N, typename T, typename F>
+__global__ void map_kernel(F f, Inputs<N, T> in, T* out, int64_t n, bool vec) {
+  constexpr int W = kPack<T>;
+  using P = Pack<T, W>;
   int64_t start = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, step = (int64_t)gridDim.x * blockDim.x;
-  int64_t nq = vec ? n / 4 : 0;
+  int64_t nq = vec ? n / W : 0;
   for (int64_t q = start; q < nq; q += step) {
-    float a[N][4];
+    P a[N];
 #pragma unroll
-    for (int k = 0; k < N; k++) {
-      float4 t = reinterpret_cast<const float4*>(in.p[k])[q];
-      a[k][0] = t.x, a[k][1] = t.y, a[k][2] = t.z, a[k][3] = t.w;
-    }
-    float r[4];
+    for (int k = 0; k < N; k++) a[k] = reinterpret_cast<const P*>(in.p[k])[q];
+    P r;
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < W; j++) {
       float args[N];
 #pragma unroll
-      for (int k = 0; k < N; k++) args[k] = a[k][j];
-      r[j] = f(args);
+      for (int k = 0; k < N; k++) args[k] = to_f32(a[k].v[j]);
+      r.v[j] = from_f32<T>(f(args));
     }
-    reinterpret_cast<float4*>(out)[q] = make_float4(r[0], r[1], r[2], r[3]);
+    reinterpret_cast<P*>(out)[q] = r;
   }
-  for (int64_t i = nq * 4 + start; i < n; i += step) {
+  for (int64_t i = nq * W + start; i < n; i += step) {
     float args[N];
 #pragma unroll
-    for (int k = 0; k < N; k++) args[k] = in.p[k][i];
-    out[i] = f(args);
+    for (int k = 0; k < N; k++) args[k] = to_f32(in.p[k][i]);
+    out[i] = from_f32<T>(f(args));
   }
 }
 
-template <int N, typename F>
-void launch_map(const char* name, F f, Inputs<N> in, float* out, int64_t n) {
+template <int N, typename T, typename F>
+void launch_map(const char* name, F f, Inputs<N, T> in, T* out, int64_t n) {
   if (n <= 0) return;
+  constexpr int W = kPack<T>;
   bool vec = aligned16(out);
   for (int k = 0; k < N; k++) vec = vec && aligned16(in.p[k]);
   cudaStream_t s = cuda::stream();
-  map_kernel<N><<<cuda::grid_for(vec ? (n + 3) / 4 : n, kThreads), kThreads, 0, s>>>(f, in, out, n, vec);
+  map_kernel<N, T><<<cuda::grid_for(vec ? (n + W - 1) / W : n, kThreads), kThreads, 0, s>>>(f, in, out, n, vec);
   cuda::check_launch(name, cuda::dims({{"n", n}}));
 }
 
@@ -271,93 +310,89 @@ __global__ void layout_kernel(F f, Layout<N> L, int64_t n) {
   }
 }
 
-template <int OP>
+// binary_op on two stored values; arithmetic results stored as T, comparisons as u8.
+template <int OP, typename T>
+__device__ __forceinline__ BinaryOut<OP, T> binary_at(T x, T y) {
+  if constexpr (OP <= B_MIN) return from_f32<T>(binary_op<OP>(to_f32(x), to_f32(y)));
+  else return binary_op<OP>(to_f32(x), to_f32(y));
+}
+
+template <int OP, typename T>
 struct BinaryF {
-  const float* a;
-  const float* b;
-  BinaryOut<OP>* out;
-  __device__ void operator()(int64_t i, const int64_t (&off)[2]) const { out[i] = binary_op<OP>(a[off[0]], b[off[1]]); }
+  const T* a;
+  const T* b;
+  BinaryOut<OP, T>* out;
+  __device__ void operator()(int64_t i, const int64_t (&off)[2]) const { out[i] = binary_at<OP>(a[off[0]], b[off[1]]); }
 };
 
+// The selected value goes through f32 like every other bf16 result, so a signalling NaN is quieted
+// as the CPU's widen-and-round does.
+template <typename T>
 struct WhereF {
   const uint8_t* c;
-  const float* a;
-  const float* b;
-  float* out;
-  __device__ void operator()(int64_t i, const int64_t (&off)[3]) const { out[i] = c[off[0]] ? a[off[1]] : b[off[2]]; }
+  const T* a;
+  const T* b;
+  T* out;
+  __device__ void operator()(int64_t i, const int64_t (&off)[3]) const {
+    out[i] = from_f32<T>(to_f32(c[off[0]] ? a[off[1]] : b[off[2]]));
+  }
 };
 
 template <typename T>
-struct Vec4;
-template <>
-struct Vec4<float> {
-  using type = float4;
-  __device__ static type make(const float* r) { return make_float4(r[0], r[1], r[2], r[3]); }
-};
-template <>
-struct Vec4<uint8_t> {
-  using type = uchar4;
-  __device__ static type make(const uint8_t* r) { return make_uchar4(r[0], r[1], r[2], r[3]); }
-};
-
-__device__ __forceinline__ float4 load4(const float* p, bool bcast, int64_t q) {
-  return bcast ? make_float4(p[0], p[0], p[0], p[0]) : reinterpret_cast<const float4*>(p)[q];
+__device__ __forceinline__ Pack<T, kPack<T>> load_pack(const T* p, bool bcast, int64_t q) {
+  using P = Pack<T, kPack<T>>;
+  if (!bcast) return reinterpret_cast<const P*>(p)[q];
+  P r;
+#pragma unroll
+  for (int j = 0; j < kPack<T>; j++) r.v[j] = p[0];
+  return r;
 }
 
-// The common cases: both operands contiguous or one a scalar, aligned; quads as float4 (uchar4 out).
-template <int OP, typename Out>
-__global__ void binary_vec_kernel(const float* a, bool a_bcast, const float* b, bool b_bcast, Out* out, int64_t n) {
+// The common cases: both operands contiguous or one a scalar, aligned; operands move in 16-byte
+// packs, the output in packs of as many elements.
+template <int OP, typename T>
+__global__ void binary_vec_kernel(const T* a, bool a_bcast, const T* b, bool b_bcast, BinaryOut<OP, T>* out,
+                                  int64_t n) {
+  constexpr int W = kPack<T>;
+  using OutPack = Pack<BinaryOut<OP, T>, W>;
   int64_t start = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, step = (int64_t)gridDim.x * blockDim.x;
-  int64_t nq = n / 4;
+  int64_t nq = n / W;
   for (int64_t q = start; q < nq; q += step) {
-    float4 x = load4(a, a_bcast, q), y = load4(b, b_bcast, q);
-    Out r[4] = {binary_op<OP>(x.x, y.x), binary_op<OP>(x.y, y.y), binary_op<OP>(x.z, y.z), binary_op<OP>(x.w, y.w)};
-    reinterpret_cast<typename Vec4<Out>::type*>(out)[q] = Vec4<Out>::make(r);
+    Pack<T, W> x = load_pack(a, a_bcast, q), y = load_pack(b, b_bcast, q);
+    OutPack r;
+#pragma unroll
+    for (int j = 0; j < W; j++) r.v[j] = binary_at<OP>(x.v[j], y.v[j]);
+    reinterpret_cast<OutPack*>(out)[q] = r;
   }
-  for (int64_t i = nq * 4 + start; i < n; i += step) out[i] = binary_op<OP>(a[a_bcast ? 0 : i], b[b_bcast ? 0 : i]);
+  for (int64_t i = nq * W + start; i < n; i += step) out[i] = binary_at<OP>(a[a_bcast ? 0 : i], b[b_bcast ? 0 : i]);
 }
 
-template <int OP>
-void binary_launch(const float* a, const int64_t* sa, const float* b, const int64_t* sb, void* out,
+template <int OP, typename T>
+void binary_launch(const char* name, const T* a, const int64_t* sa, const T* b, const int64_t* sb, void* out,
                    const int64_t* shape, int ndim) {
-  using Out = BinaryOut<OP>;
+  using Out = BinaryOut<OP, T>;
+  constexpr int W = kPack<T>;
   Layout<2> L{};
-  int64_t n = make_layout<2>("binary_f32", shape, ndim, {sa, sb}, L);
+  int64_t n = make_layout<2>(name, shape, ndim, {sa, sb}, L);
   if (n <= 0) return;
   Out* o = static_cast<Out*>(out);
   cudaStream_t s = cuda::stream();
   int64_t la = L.ndim ? L.stride[0][0] : 0, lb = L.ndim ? L.stride[1][0] : 0;
   bool vec = L.ndim <= 1 && (la == 0 || la == 1) && (lb == 0 || lb == 1) && (la == 0 || aligned16(a)) &&
-             (lb == 0 || aligned16(b)) && ((uintptr_t)o % sizeof(typename Vec4<Out>::type)) == 0;
+             (lb == 0 || aligned16(b)) && ((uintptr_t)o % sizeof(Pack<Out, W>)) == 0;
   if (vec) {
-    binary_vec_kernel<OP, Out><<<cuda::grid_for((n + 3) / 4, kThreads), kThreads, 0, s>>>(a, la == 0, b, lb == 0, o, n);
+    binary_vec_kernel<OP, T><<<cuda::grid_for((n + W - 1) / W, kThreads), kThreads, 0, s>>>(a, la == 0, b, lb == 0, o, n);
   } else {
-    layout_kernel<2><<<cuda::grid_for(n, kThreads), kThreads, 0, s>>>(BinaryF<OP>{a, b, o}, L, n);
+    layout_kernel<2><<<cuda::grid_for(n, kThreads), kThreads, 0, s>>>(BinaryF<OP, T>{a, b, o}, L, n);
   }
-  cuda::check_launch("binary_f32", cuda::dims({{"op", OP}, {"n", n}, {"ndim", ndim}}));
+  cuda::check_launch(name, cuda::dims({{"op", OP}, {"n", n}, {"ndim", ndim}}));
 }
 
-}  // namespace
-
-void unary_f32(int op, const float* x, float* out, int64_t n) {
-  with_unary_op(op, [&](auto tag) { launch_map<1>("unary_f32", UnaryF<decltype(tag)::value>{}, Inputs<1>{{x}}, out, n); });
-}
-
-void unary_backward_f32(int op, const float* x, const float* y, const float* g, float* dx, int64_t n) {
-  with_unary_op(op, [&](auto tag) {
-    constexpr int OP = decltype(tag)::value;
-    launch_map<2>("unary_backward_f32", UnaryGradF<OP>{}, Inputs<2>{{grad_uses_y<OP>() ? y : x, g}}, dx, n);
-  });
-}
-
-void clamp_f32(const float* x, float* out, int64_t n, float lo, float hi) {
-  launch_map<1>("clamp_f32", ClampF{lo, hi}, Inputs<1>{{x}}, out, n);
-}
-
-void binary_f32(int op, const float* a, const int64_t* sa, const float* b, const int64_t* sb, void* out,
-                const int64_t* shape, int ndim) {
+template <typename T>
+void binary_t(const char* name, int op, const T* a, const int64_t* sa, const T* b, const int64_t* sb, void* out,
+              const int64_t* shape, int ndim) {
   switch (op) {
-#define TEMPER_CASE(OP) case OP: return binary_launch<OP>(a, sa, b, sb, out, shape, ndim);
+#define TEMPER_CASE(OP) case OP: return binary_launch<OP, T>(name, a, sa, b, sb, out, shape, ndim);
     TEMPER_CASE(B_ADD) TEMPER_CASE(B_SUB) TEMPER_CASE(B_MUL) TEMPER_CASE(B_DIV) TEMPER_CASE(B_POW)
     TEMPER_CASE(B_MAX) TEMPER_CASE(B_MIN) TEMPER_CASE(B_EQ) TEMPER_CASE(B_NE) TEMPER_CASE(B_LT)
     TEMPER_CASE(B_LE) TEMPER_CASE(B_GT) TEMPER_CASE(B_GE)
@@ -365,13 +400,76 @@ void binary_f32(int op, const float* a, const int64_t* sa, const float* b, const
   }
 }
 
+template <typename T>
+void unary_t(const char* name, int op, const T* x, T* out, int64_t n) {
+  with_unary_op(op, [&](auto tag) { launch_map<1, T>(name, UnaryF<decltype(tag)::value>{}, {{x}}, out, n); });
+}
+
+template <typename T>
+void where_t(const char* name, const uint8_t* cond, const int64_t* sc, const T* a, const int64_t* sa, const T* b,
+             const int64_t* sb, T* out, const int64_t* shape, int ndim) {
+  Layout<3> L{};
+  int64_t n = make_layout<3>(name, shape, ndim, {sc, sa, sb}, L);
+  if (n <= 0) return;
+  layout_kernel<3><<<cuda::grid_for(n, kThreads), kThreads, 0, cuda::stream()>>>(WhereF<T>{cond, a, b, out}, L, n);
+  cuda::check_launch(name, cuda::dims({{"n", n}, {"ndim", ndim}}));
+}
+
+}  // namespace
+
+void unary_f32(int op, const float* x, float* out, int64_t n) { unary_t("unary_f32", op, x, out, n); }
+
+void unary_backward_f32(int op, const float* x, const float* y, const float* g, float* dx, int64_t n) {
+  with_unary_op(op, [&](auto tag) {
+    constexpr int OP = decltype(tag)::value;
+    launch_map<2, float>("unary_backward_f32", UnaryGradF<OP>{}, {{grad_uses_y<OP>() ? y : x, g}}, dx, n);
+  });
+}
+
+void clamp_f32(const float* x, float* out, int64_t n, float lo, float hi) {
+  launch_map<1, float>("clamp_f32", ClampF{lo, hi}, {{x}}, out, n);
+}
+
+void binary_f32(int op, const float* a, const int64_t* sa, const float* b, const int64_t* sb, void* out,
+                const int64_t* shape, int ndim) {
+  binary_t("binary_f32", op, a, sa, b, sb, out, shape, ndim);
+}
+
 void where_f32(const uint8_t* cond, const int64_t* sc, const float* a, const int64_t* sa, const float* b,
                const int64_t* sb, float* out, const int64_t* shape, int ndim) {
-  Layout<3> L{};
-  int64_t n = make_layout<3>("where_f32", shape, ndim, {sc, sa, sb}, L);
-  if (n <= 0) return;
-  layout_kernel<3><<<cuda::grid_for(n, kThreads), kThreads, 0, cuda::stream()>>>(WhereF{cond, a, b, out}, L, n);
-  cuda::check_launch("where_f32", cuda::dims({{"n", n}, {"ndim", ndim}}));
+  where_t("where_f32", cond, sc, a, sa, b, sb, out, shape, ndim);
+}
+
+// ---- dtype entry points: f32 as above, bf16 natively ------------------------------------------------
+
+void unary(int op, const void* x, void* out, int64_t n, int dtype) {
+  check_dtype(dtype, "unary");
+  if (dtype == kF32) return unary_f32(op, static_cast<const float*>(x), static_cast<float*>(out), n);
+  unary_t("unary_bf16", op, static_cast<const bf16*>(x), static_cast<bf16*>(out), n);
+}
+
+void clamp(const void* x, void* out, int64_t n, float lo, float hi, int dtype) {
+  check_dtype(dtype, "clamp");
+  if (dtype == kF32) return clamp_f32(static_cast<const float*>(x), static_cast<float*>(out), n, lo, hi);
+  launch_map<1, bf16>("clamp_bf16", ClampF{lo, hi}, {{static_cast<const bf16*>(x)}}, static_cast<bf16*>(out), n);
+}
+
+void binary(int op, const void* a, const int64_t* sa, const void* b, const int64_t* sb, void* out, const int64_t* shape,
+            int ndim, int dtype) {
+  check_dtype(dtype, "binary");
+  if (dtype == kF32)
+    return binary_f32(op, static_cast<const float*>(a), sa, static_cast<const float*>(b), sb, out, shape, ndim);
+  binary_t("binary_bf16", op, static_cast<const bf16*>(a), sa, static_cast<const bf16*>(b), sb, out, shape, ndim);
+}
+
+void where(const uint8_t* cond, const int64_t* sc, const void* a, const int64_t* sa, const void* b, const int64_t* sb,
+           void* out, const int64_t* shape, int ndim, int dtype) {
+  check_dtype(dtype, "where");
+  if (dtype == kF32)
+    return where_f32(cond, sc, static_cast<const float*>(a), sa, static_cast<const float*>(b), sb,
+                     static_cast<float*>(out), shape, ndim);
+  where_t("where_bf16", cond, sc, static_cast<const bf16*>(a), sa, static_cast<const bf16*>(b), sb,
+          static_cast<bf16*>(out), shape, ndim);
 }
 
 }  // namespace temper

@@ -16,11 +16,6 @@ namespace {
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLASLt's recommendation for Hopper
 constexpr int kMaxDevices = 16;
 
-bool g_allow_tf32 = [] {
-  const char* env = std::getenv("TEMPER_CUDA_TF32");
-  return env && env[0] == '1';
-}();
-
 void check_lt(cublasStatus_t st, const char* what, const std::string& detail) {
   if (st != CUBLAS_STATUS_SUCCESS)
     throw std::runtime_error(std::string("temper cuda: matmul (") + detail + "): " + what + ": " + cublasLtGetStatusName(st) +
@@ -33,8 +28,8 @@ struct Plan {
   cublasLtMatmulAlgo_t algo;
 };
 
-// dtype, tf32, ta, tb, M, N, K, batch, a stride, b stride, beta != 0
-using Key = std::tuple<int, bool, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+// dtype, out dtype, tf32, ta, tb, M, N, K, batch, a stride, b stride, beta != 0
+using Key = std::tuple<int, int, bool, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
 
 struct DeviceLt {
   cublasLtHandle_t handle = nullptr;
@@ -68,8 +63,9 @@ cublasLtMatrixLayout_t layout(cudaDataType_t type, int64_t rows, int64_t cols, i
 }
 
 Plan make_plan(DeviceLt& d, const Key& key, const std::string& detail) {
-  auto [dtype, tf32, ta, tb, M, N, K, batch, a_bs, b_bs, has_beta] = key;
+  auto [dtype, out_dtype, tf32, ta, tb, M, N, K, batch, a_bs, b_bs, has_beta] = key;
   cudaDataType_t type = dtype == 3 ? CUDA_R_16BF : CUDA_R_32F;
+  cudaDataType_t out_type = out_dtype == 3 ? CUDA_R_16BF : CUDA_R_32F;
   cublasComputeType_t compute = dtype == 0 && tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   Plan p;
   check_lt(cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F), "desc", detail);
@@ -79,7 +75,7 @@ Plan make_plan(DeviceLt& d, const Key& key, const std::string& detail) {
   check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof op_second), "desc", detail);
   p.a = tb ? layout(type, K, N, K, batch, b_bs, detail) : layout(type, N, K, N, batch, b_bs, detail);
   p.b = ta ? layout(type, M, K, M, batch, a_bs, detail) : layout(type, K, M, K, batch, a_bs, detail);
-  p.c = layout(type, N, M, N, batch, M * N, detail);
+  p.c = layout(out_type, N, M, N, batch, M * N, detail);
   cublasLtMatmulPreference_t pref;
   check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference", detail);
   uint64_t ws = kWorkspaceBytes;
@@ -98,8 +94,6 @@ Plan make_plan(DeviceLt& d, const Key& key, const std::string& detail) {
 
 }  // namespace
 
-void set_allow_tf32(bool on) { g_allow_tf32 = on; }
-
 }  // namespace temper::cuda
 
 namespace temper {
@@ -117,14 +111,15 @@ __global__ void scale_c_bf16_kernel(__nv_bfloat16* c, int64_t n, float beta) {
 }  // namespace
 
 void matmul(const void* A, const void* B, void* C, int64_t batch, int64_t M, int64_t N, int64_t K, int trans_a,
-            int trans_b, int64_t a_bs, int64_t b_bs, float alpha, float beta, int dtype) {
+            int trans_b, int64_t a_bs, int64_t b_bs, float alpha, float beta, int dtype, int out_dtype) {
   std::string detail = dims({{"batch", batch}, {"M", M}, {"N", N}, {"K", K}, {"transA", trans_a}, {"transB", trans_b},
-                             {"dtype", dtype}});
-  if (dtype != 0 && dtype != 3) throw std::invalid_argument("temper cuda: matmul (" + detail + "): dtype must be f32 or bf16");
+                             {"dtype", dtype}, {"out_dtype", out_dtype}});
+  if ((dtype != 0 && dtype != 3) || (out_dtype != dtype && !(dtype == 3 && out_dtype == 0)))
+    throw std::invalid_argument("temper cuda: matmul (" + detail + "): inputs f32 -> f32, bf16 -> bf16 or bf16 -> f32");
   int64_t total = batch * M * N;
   if (total == 0) return;
   if (K == 0) {  // the math says alpha*0 + beta*C; cuBLASLt rejects k = 0
-    if (dtype == 0) scale_c_kernel<<<grid_for(total), 256, 0, stream()>>>(static_cast<float*>(C), total, beta);
+    if (out_dtype == 0) scale_c_kernel<<<grid_for(total), 256, 0, stream()>>>(static_cast<float*>(C), total, beta);
     else scale_c_bf16_kernel<<<grid_for(total), 256, 0, stream()>>>(static_cast<__nv_bfloat16*>(C), total, beta);
     check_launch("matmul", detail);
     return;
@@ -137,7 +132,7 @@ void matmul(const void* A, const void* B, void* C, int64_t batch, int64_t M, int
   }
   std::lock_guard<std::mutex> lock(g_mu);
   DeviceLt& d = lt();
-  Key key{dtype, g_allow_tf32, trans_a, trans_b, M, N, K, batch, a_bs, b_bs, beta != 0.0f};
+  Key key{dtype, out_dtype, allow_tf32(), trans_a, trans_b, M, N, K, batch, a_bs, b_bs, beta != 0.0f};
   auto it = d.plans.find(key);
   if (it == d.plans.end()) it = d.plans.emplace(key, make_plan(d, key, detail)).first;
   const Plan& p = it->second;
@@ -150,7 +145,7 @@ void matmul(const void* A, const void* B, void* C, int64_t batch, int64_t M, int
 // The f32 entry point kernels.h names; the Node-API binding calls matmul().
 void matmul_f32(const float* A, const float* B, float* C, int64_t batch, int64_t M, int64_t N, int64_t K, int trans_a,
                 int trans_b, int64_t a_bs, int64_t b_bs, float alpha, float beta) {
-  matmul(A, B, C, batch, M, N, K, trans_a, trans_b, a_bs, b_bs, alpha, beta, 0);
+  matmul(A, B, C, batch, M, N, K, trans_a, trans_b, a_bs, b_bs, alpha, beta, 0, 0);
 }
 
 }  // namespace temper

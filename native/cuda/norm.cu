@@ -2,8 +2,12 @@
 // the GPU; mirrors native/src/norm.cc. Row statistics accumulate in double, one block per row. The
 // f32 formulas keep the CPU's rounding, including the FMAs GCC contracts in its AVX2/AVX-512 builds,
 // so only the order of the double row sums differs. dw/db use the CPU's fixed row blocks (partials
-// summed in block order), which makes them deterministic and bitwise equal to the CPU.
+// summed in block order), which makes them deterministic and bitwise equal to the CPU. The forward
+// kernels also run on bf16 storage (x, w, b, y; statistics stay f32): f32 math on the widened values
+// and one round-to-nearest-even per output, as the CPU's widen / f32 kernel / round definition.
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 #include "common.cuh"
 
 namespace temper {
@@ -14,23 +18,50 @@ using cuda::block_sum;
 
 constexpr int kColThreads = 256;
 
-// W consecutive floats moved as one load/store (float4 when W = 4).
-template <int W>
-struct alignas(4 * W) Floats {
-  float v[W];
+using bf16 = __nv_bfloat16;
+
+// W consecutive elements moved as one load/store (16 bytes for 4 floats or 8 bf16).
+template <typename T, int W>
+struct alignas(sizeof(T) * W) Pack {
+  T v[W];
 };
 template <int W>
-__device__ __forceinline__ Floats<W> load(const float* p) {
-  return *reinterpret_cast<const Floats<W>*>(p);
+using Floats = Pack<float, W>;
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
+template <typename T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ float from_f32<float>(float v) { return v; }
+// Round to nearest even; a NaN keeps its sign and top payload bits and turns quiet, as the CPU's
+// cast does (the hardware conversion would give the canonical NaN).
+template <>
+__device__ __forceinline__ bf16 from_f32<bf16>(float v) {
+  const unsigned u = __float_as_uint(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return __ushort_as_bfloat16((unsigned short)((u >> 16) | 0x40u));
+  return __float2bfloat16_rn(v);
 }
-template <int W>
-__device__ __forceinline__ void store(float* p, const Floats<W>& f) {
-  *reinterpret_cast<Floats<W>*>(p) = f;
+
+template <int W, typename T>
+__device__ __forceinline__ Floats<W> load(const T* p) {
+  const Pack<T, W> s = *reinterpret_cast<const Pack<T, W>*>(p);
+  Floats<W> f;
+#pragma unroll
+  for (int q = 0; q < W; q++) f.v[q] = to_f32(s.v[q]);
+  return f;
 }
-// LayerNorm's optional w and b: W floats at p + i, or W copies of `fill` when p is null (the CPU's
+template <int W, typename T>
+__device__ __forceinline__ void store(T* p, const Floats<W>& f) {
+  Pack<T, W> s;
+#pragma unroll
+  for (int q = 0; q < W; q++) s.v[q] = from_f32<T>(f.v[q]);
+  *reinterpret_cast<Pack<T, W>*>(p) = s;
+}
+// LayerNorm's optional w and b: W values at p + i, or W copies of `fill` when p is null (the CPU's
 // ones/zeros vectors, so the fused xh*w + b rounds the same).
-template <int W>
-__device__ __forceinline__ Floats<W> load_or(const float* p, int64_t i, float fill) {
+template <int W, typename T>
+__device__ __forceinline__ Floats<W> load_or(const T* p, int64_t i, float fill) {
   if (p) return load<W>(p + i);
   Floats<W> f;
 #pragma unroll
@@ -52,14 +83,13 @@ __device__ __forceinline__ float inv_std(double sum, int64_t C, float eps) {
   return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn((float)(sum / (double)C), eps)));
 }
 
-template <int W>
-__global__ void rms_forward_kernel(const float* x, const float* w, float* y, float* rstd, int64_t N, int64_t C,
-                                   float eps) {
+template <int W, typename T>
+__global__ void rms_forward_kernel(const T* x, const T* w, T* y, float* rstd, int64_t N, int64_t C, float eps) {
   __shared__ double red[32];
   const int64_t cv = C / W;
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const float* xr = x + n * C;
-    float* yr = y + n * C;
+    const T* xr = x + n * C;
+    T* yr = y + n * C;
     double ss = 0.0;
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
       const Floats<W> a = load<W>(xr + j * W);
@@ -127,14 +157,14 @@ __global__ void sum_partials_kernel(const double* part, float* out, int64_t nb, 
   }
 }
 
-template <int W>
-__global__ void ln_forward_kernel(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd,
-                                  int64_t N, int64_t C, float eps) {
+template <int W, typename T>
+__global__ void ln_forward_kernel(const T* x, const T* w, const T* b, T* y, float* mean, float* rstd, int64_t N,
+                                  int64_t C, float eps) {
   __shared__ double red[32];
   const int64_t cv = C / W;
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const float* xr = x + n * C;
-    float* yr = y + n * C;
+    const T* xr = x + n * C;
+    T* yr = y + n * C;
     double s = 0.0;
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
       const Floats<W> a = load<W>(xr + j * W);
@@ -226,18 +256,44 @@ void free_partials(double* p, int64_t nb, int64_t C) {
   if (p) cuda::scratch_free(p, (size_t)(nb * C) * sizeof(double));
 }
 
+// 16 bytes per vector access: 4 floats or 8 bf16.
+template <typename T>
+void rms_forward(const T* x, const T* w, T* y, float* rstd, int64_t N, int64_t C, float eps, const char* op) {
+  if (N == 0) return;  // C == 0 still writes rstd (NaN, as 0/0 on the CPU)
+  constexpr int V = 16 / sizeof(T);
+  const bool vec = C % V == 0 && aligned16(x) && aligned16(w) && aligned16(y);
+  const int threads = row_threads(vec ? C / V : C);
+  const unsigned grid = cuda::grid_for(N, 1);
+  if (vec)
+    rms_forward_kernel<V><<<grid, threads, 0, cuda::stream()>>>(x, w, y, rstd, N, C, eps);
+  else
+    rms_forward_kernel<1><<<grid, threads, 0, cuda::stream()>>>(x, w, y, rstd, N, C, eps);
+  cuda::check_launch(op, cuda::dims({{"N", N}, {"C", C}}));
+}
+
+template <typename T>
+void ln_forward(const T* x, const T* w, const T* b, T* y, float* mean, float* rstd, int64_t N, int64_t C, float eps,
+                const char* op) {
+  if (N == 0) return;
+  constexpr int V = 16 / sizeof(T);
+  const bool vec = C % V == 0 && aligned16(x) && aligned16(w) && aligned16(b) && aligned16(y);
+  const int threads = row_threads(vec ? C / V : C);
+  const unsigned grid = cuda::grid_for(N, 1);
+  if (vec)
+    ln_forward_kernel<V><<<grid, threads, 0, cuda::stream()>>>(x, w, b, y, mean, rstd, N, C, eps);
+  else
+    ln_forward_kernel<1><<<grid, threads, 0, cuda::stream()>>>(x, w, b, y, mean, rstd, N, C, eps);
+  cuda::check_launch(op, cuda::dims({{"N", N}, {"C", C}}));
+}
+
+[[noreturn]] void bad_dtype(const char* op, int dtype) {
+  throw std::invalid_argument(std::string(op) + ": dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+}
+
 }  // namespace
 
 void rms_norm_forward_f32(const float* x, const float* w, float* y, float* rstd, int64_t N, int64_t C, float eps) {
-  if (N == 0) return;  // C == 0 still writes rstd (NaN, as 0/0 on the CPU)
-  const bool vec = C % 4 == 0 && aligned16(x) && aligned16(w) && aligned16(y);
-  const int threads = row_threads(vec ? C / 4 : C);
-  const unsigned grid = cuda::grid_for(N, 1);
-  if (vec)
-    rms_forward_kernel<4><<<grid, threads, 0, cuda::stream()>>>(x, w, y, rstd, N, C, eps);
-  else
-    rms_forward_kernel<1><<<grid, threads, 0, cuda::stream()>>>(x, w, y, rstd, N, C, eps);
-  cuda::check_launch("rms_norm_forward_f32", cuda::dims({{"N", N}, {"C", C}}));
+  rms_forward(x, w, y, rstd, N, C, eps, "rms_norm_forward_f32");
 }
 
 void rms_norm_backward_f32(const float* x, const float* w, const float* rstd, const float* dy, float* dx, float* dw,
@@ -268,15 +324,7 @@ void rms_norm_backward_f32(const float* x, const float* w, const float* rstd, co
 
 void layer_norm_forward_f32(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd,
                             int64_t N, int64_t C, float eps) {
-  if (N == 0) return;
-  const bool vec = C % 4 == 0 && aligned16(x) && aligned16(w) && aligned16(b) && aligned16(y);
-  const int threads = row_threads(vec ? C / 4 : C);
-  const unsigned grid = cuda::grid_for(N, 1);
-  if (vec)
-    ln_forward_kernel<4><<<grid, threads, 0, cuda::stream()>>>(x, w, b, y, mean, rstd, N, C, eps);
-  else
-    ln_forward_kernel<1><<<grid, threads, 0, cuda::stream()>>>(x, w, b, y, mean, rstd, N, C, eps);
-  cuda::check_launch("layer_norm_forward_f32", cuda::dims({{"N", N}, {"C", C}}));
+  ln_forward(x, w, b, y, mean, rstd, N, C, eps, "layer_norm_forward_f32");
 }
 
 void layer_norm_backward_f32(const float* x, const float* w, const float* mean, const float* rstd, const float* dy,
@@ -308,6 +356,25 @@ void layer_norm_backward_f32(const float* x, const float* w, const float* mean, 
   if (db) launch_sum_partials(part_b, db, nb, C, "layer_norm_backward_f32 db");
   free_partials(part_w, nb, C);
   free_partials(part_b, nb, C);
+}
+
+void rms_norm_forward(const void* x, const void* w, void* y, float* rstd, int64_t N, int64_t C, float eps, int dtype) {
+  if (dtype == 0)
+    return rms_norm_forward_f32(static_cast<const float*>(x), static_cast<const float*>(w), static_cast<float*>(y),
+                                rstd, N, C, eps);
+  if (dtype != 3) bad_dtype("rms_norm", dtype);
+  rms_forward(static_cast<const bf16*>(x), static_cast<const bf16*>(w), static_cast<bf16*>(y), rstd, N, C, eps,
+              "rms_norm_forward_bf16");
+}
+
+void layer_norm_forward(const void* x, const void* w, const void* b, void* y, float* mean, float* rstd, int64_t N,
+                        int64_t C, float eps, int dtype) {
+  if (dtype == 0)
+    return layer_norm_forward_f32(static_cast<const float*>(x), static_cast<const float*>(w),
+                                  static_cast<const float*>(b), static_cast<float*>(y), mean, rstd, N, C, eps);
+  if (dtype != 3) bad_dtype("layer_norm", dtype);
+  ln_forward(static_cast<const bf16*>(x), static_cast<const bf16*>(w), static_cast<const bf16*>(b),
+             static_cast<bf16*>(y), mean, rstd, N, C, eps, "layer_norm_forward_bf16");
 }
 
 }  // namespace temper

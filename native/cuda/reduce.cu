@@ -1,14 +1,45 @@
-// CUDA reduce_f32 (mirrors native/src/reduce.cc): x viewed as (outer, R, inner), reduced over R.
+// CUDA reduce_f32 and the f32/bf16 reduce entry point (mirrors native/src/reduce.cc and
+// dtype_dispatch.cc): x viewed as (outer, R, inner), reduced over R.
 // SUM/MEAN/VAR accumulate in double; MAX/MIN/ARGMAX/ARGMIN settle on the element the CPU keeps
 // (the first NaN, else the first extremum), so MAX/MIN return that element bit for bit.
-// inner == 1 and R >= 32: a warp (R <= 1024) or a block per row, float4 loads when aligned.
+// bf16 input is widened exactly, reduced as f32 and the f32 result rounded once to bf16
+// (argmax/argmin stay int32), which is the CPU's widen-reduce-round.
+// inner == 1 and R >= 32: a warp (R <= 1024) or a block per row, 16-byte loads when aligned.
 // Otherwise a 2-D block: x threads take adjacent (outer, inner) columns so loads coalesce and
 // y threads split R, which keeps few-column, long-R reductions parallel.
+#include <stdexcept>
+#include <string>
 #include "common.cuh"
 
 namespace temper {
 namespace {
 using namespace cuda;
+
+using bf16 = __nv_bfloat16;
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ float from_f32<float>(float v) { return v; }
+// Round to nearest even like copy.cc's cast; cvt.rn would make every NaN canonical, where the CPU
+// keeps the sign and top payload bits and sets the quiet bit.
+template <>
+__device__ __forceinline__ bf16 from_f32<bf16>(float v) {
+  uint32_t u = __float_as_uint(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return __ushort_as_bfloat16((unsigned short)((u >> 16) | 0x40));
+  return __float2bfloat16_rn(v);
+}
+
+// Elements of T per 16-byte load (4 f32 or 8 bf16), moved as one.
+template <typename T>
+constexpr int kPack = 16 / sizeof(T);
+template <typename T>
+struct alignas(16) Pack {
+  T v[kPack<T>];
+};
 
 struct Arg {
   float v;
@@ -55,10 +86,11 @@ struct Shared {
   __device__ Arg* of(Arg) { return a; }
 };
 
-// One contiguous row reduced by a warp (kWarp) or by the whole block.
-template <bool kWarp, int V>
+// One contiguous row of S (the stored type) reduced by a warp (kWarp) or by the whole block;
+// V is 1 or kPack<S>.
+template <bool kWarp, int V, typename S>
 struct RowGroup {
-  const float* p;
+  const S* p;
   int64_t R;
   Shared* sh;
 
@@ -68,14 +100,12 @@ struct RowGroup {
   __device__ void each(F f) const {
     const int64_t step = (int64_t)(kWarp ? 32 : blockDim.x) * V;
     for (int64_t c = (int64_t)lane() * V; c < R; c += step) {
-      if constexpr (V == 4) {
-        float4 q = *reinterpret_cast<const float4*>(p + c);
-        f(c, q.x);
-        f(c + 1, q.y);
-        f(c + 2, q.z);
-        f(c + 3, q.w);
+      if constexpr (V > 1) {
+        const Pack<S> q = *reinterpret_cast<const Pack<S>*>(p + c);
+#pragma unroll
+        for (int j = 0; j < V; j++) f(c + j, to_f32(q.v[j]));
       } else {
-        f(c, p[c]);
+        f(c, to_f32(p[c]));
       }
     }
   }
@@ -97,8 +127,9 @@ struct RowGroup {
 
 // One (outer, inner) column per threadIdx.x, its R values split over threadIdx.y (a power of two).
 // Threads past the last column still join the block-wide combines, with no values.
+template <typename S>
 struct ColGroup {
-  const float* p;
+  const S* p;
   int64_t n, inner;
   bool live;
   Shared* sh;
@@ -106,7 +137,7 @@ struct ColGroup {
   __device__ bool leader() const { return live && threadIdx.y == 0; }
   template <typename F>
   __device__ void each(F f) const {
-    for (int64_t r = threadIdx.y; r < n; r += blockDim.y) f(r, p[r * inner]);
+    for (int64_t r = threadIdx.y; r < n; r += blockDim.y) f(r, to_f32(p[r * inner]));
   }
   template <typename T, typename F>
   __device__ T all(T v, T, F f) const {
@@ -123,15 +154,17 @@ struct ColGroup {
   }
 };
 
-// reduce_col for one output, computed by group g; every thread of g calls it.
-template <int OP, class G>
+// reduce_col for one output, computed by group g; every thread of g calls it. Values are written
+// as T (the input's type), indices as int32.
+template <int OP, typename T, class G>
 __device__ void reduce_group(const G& g, void* out, int64_t oi, int64_t R, int correction) {
+  T* const o = static_cast<T*>(out);
   if constexpr (OP == R_SUM || OP == R_MEAN) {
     double s = 0;
     g.each([&](int64_t, float v) { s += v; });
     s = g.all(s, 0.0, Add{});
     // R == 0: SUM gives 0 and MEAN 0 * inf = NaN, as the CPU's fill.
-    if (g.leader()) ((float*)out)[oi] = (float)(OP == R_MEAN ? s * (1.0 / (double)R) : s);
+    if (g.leader()) o[oi] = from_f32<T>((float)(OP == R_MEAN ? s * (1.0 / (double)R) : s));
   } else if constexpr (OP == R_VAR) {
     double s = 0, ss = 0;
     g.each([&](int64_t, float v) { s += v; });
@@ -142,7 +175,7 @@ __device__ void reduce_group(const G& g, void* out, int64_t oi, int64_t R, int c
     });
     ss = g.all(ss, 0.0, Add{});
     const double denom = (double)R - correction;
-    if (g.leader()) ((float*)out)[oi] = (float)(denom > 0 ? ss / denom : NAN);
+    if (g.leader()) o[oi] = from_f32<T>((float)(denom > 0 ? ss / denom : NAN));
   } else if constexpr (OP == R_LOGSUMEXP) {
     float m = -INFINITY;
     g.each([&](int64_t, float v) { m = v > m ? v : m; });
@@ -152,7 +185,7 @@ __device__ void reduce_group(const G& g, void* out, int64_t oi, int64_t R, int c
     double s = 0;
     if (finite) g.each([&](int64_t, float v) { s += exp((double)(v - m)); });
     s = g.all(s, 0.0, Add{});
-    if (g.leader()) ((float*)out)[oi] = finite ? (float)(m + log(s)) : m;
+    if (g.leader()) o[oi] = from_f32<T>(finite ? (float)(m + log(s)) : m);
   } else {
     constexpr bool kMax = OP == R_MAX || OP == R_ARGMAX;
     const PickArg<kMax> pick;
@@ -162,30 +195,29 @@ __device__ void reduce_group(const G& g, void* out, int64_t oi, int64_t R, int c
     a = g.all(a, none, pick);
     if (g.leader()) {
       if constexpr (OP == R_ARGMAX || OP == R_ARGMIN) ((int32_t*)out)[oi] = a.i;
-      else ((float*)out)[oi] = a.v;
+      else o[oi] = from_f32<T>(a.v);
     }
   }
 }
 
-template <int OP, bool kWarp, int V>
-__global__ void reduce_rows_kernel(const float* x, void* out, int64_t outer, int64_t R, int correction) {
+template <int OP, bool kWarp, int V, typename T>
+__global__ void reduce_rows_kernel(const T* x, void* out, int64_t outer, int64_t R, int correction) {
   __shared__ Shared sh;
   const int64_t per_block = kWarp ? blockDim.x >> 5 : 1;
   const int64_t first = blockIdx.x * per_block + (kWarp ? threadIdx.x >> 5 : 0);
   for (int64_t row = first; row < outer; row += gridDim.x * per_block)
-    reduce_group<OP>(RowGroup<kWarp, V>{x + row * R, R, &sh}, out, row, R, correction);
+    reduce_group<OP, T>(RowGroup<kWarp, V, T>{x + row * R, R, &sh}, out, row, R, correction);
 }
 
-template <int OP>
-__global__ void reduce_cols_kernel(const float* x, void* out, int64_t outer, int64_t R, int64_t inner,
-                                   int correction) {
+template <int OP, typename T>
+__global__ void reduce_cols_kernel(const T* x, void* out, int64_t outer, int64_t R, int64_t inner, int correction) {
   __shared__ Shared sh;
   const int64_t cols = outer * inner;
   for (int64_t c0 = (int64_t)blockIdx.x * blockDim.x; c0 < cols; c0 += (int64_t)gridDim.x * blockDim.x) {
     const int64_t c = c0 + threadIdx.x;
     const bool live = c < cols;
-    const float* p = live ? x + (c / inner) * R * inner + c % inner : x;
-    reduce_group<OP>(ColGroup{p, live ? R : 0, inner, live, &sh}, out, c, R, correction);
+    const T* p = live ? x + (c / inner) * R * inner + c % inner : x;
+    reduce_group<OP, T>(ColGroup<T>{p, live ? R : 0, inner, live, &sh}, out, c, R, correction);
   }
 }
 
@@ -195,42 +227,57 @@ int pow2_at_least(int64_t n, int cap) {
   return p;
 }
 
-template <int OP>
-void launch(const float* x, void* out, int64_t outer, int64_t R, int64_t inner, int correction) {
+template <int OP, typename T>
+void launch(const char* name, const T* x, void* out, int64_t outer, int64_t R, int64_t inner, int correction) {
+  constexpr int V = kPack<T>;
   cudaStream_t s = stream();
   if (inner == 1 && R >= 32) {
-    const bool vec = R % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    const bool vec = R % V == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
     if (R <= 1024) {
       const unsigned grid = grid_for(outer, 8);  // 8 warps, one row each
-      if (vec) reduce_rows_kernel<OP, true, 4><<<grid, 256, 0, s>>>(x, out, outer, R, correction);
-      else reduce_rows_kernel<OP, true, 1><<<grid, 256, 0, s>>>(x, out, outer, R, correction);
+      if (vec) reduce_rows_kernel<OP, true, V, T><<<grid, 256, 0, s>>>(x, out, outer, R, correction);
+      else reduce_rows_kernel<OP, true, 1, T><<<grid, 256, 0, s>>>(x, out, outer, R, correction);
     } else {
       const int threads = (int)(R / 8 < 512 ? (R / 8 + 31) / 32 * 32 : 512);
       const unsigned grid = grid_for(outer, 1);
-      if (vec) reduce_rows_kernel<OP, false, 4><<<grid, threads, 0, s>>>(x, out, outer, R, correction);
-      else reduce_rows_kernel<OP, false, 1><<<grid, threads, 0, s>>>(x, out, outer, R, correction);
+      if (vec) reduce_rows_kernel<OP, false, V, T><<<grid, threads, 0, s>>>(x, out, outer, R, correction);
+      else reduce_rows_kernel<OP, false, 1, T><<<grid, threads, 0, s>>>(x, out, outer, R, correction);
     }
   } else {
     const int tx = pow2_at_least(outer * inner, 32), ty = pow2_at_least(R, 256 / tx);
-    reduce_cols_kernel<OP><<<grid_for(outer * inner, tx), dim3(tx, ty), 0, s>>>(x, out, outer, R, inner, correction);
+    reduce_cols_kernel<OP, T><<<grid_for(outer * inner, tx), dim3(tx, ty), 0, s>>>(x, out, outer, R, inner, correction);
   }
-  check_launch("reduce_f32", dims({{"op", OP}, {"outer", outer}, {"R", R}, {"inner", inner}}));
+  check_launch(name, dims({{"op", OP}, {"outer", outer}, {"R", R}, {"inner", inner}}));
+}
+
+template <typename T>
+void reduce_t(const char* name, int op, const T* x, void* out, int64_t outer, int64_t R, int64_t inner,
+              int correction) {
+  if (outer * inner == 0) return;
+  switch (op) {
+    case R_SUM: return launch<R_SUM>(name, x, out, outer, R, inner, correction);
+    case R_MEAN: return launch<R_MEAN>(name, x, out, outer, R, inner, correction);
+    case R_MAX: return launch<R_MAX>(name, x, out, outer, R, inner, correction);
+    case R_MIN: return launch<R_MIN>(name, x, out, outer, R, inner, correction);
+    case R_LOGSUMEXP: return launch<R_LOGSUMEXP>(name, x, out, outer, R, inner, correction);
+    case R_ARGMAX: return launch<R_ARGMAX>(name, x, out, outer, R, inner, correction);
+    case R_ARGMIN: return launch<R_ARGMIN>(name, x, out, outer, R, inner, correction);
+    case R_VAR: return launch<R_VAR>(name, x, out, outer, R, inner, correction);
+  }
 }
 
 }  // namespace
 
 void reduce_f32(int op, const float* x, void* out, int64_t outer, int64_t R, int64_t inner, int correction) {
-  if (outer * inner == 0) return;
-  switch (op) {
-    case R_SUM: return launch<R_SUM>(x, out, outer, R, inner, correction);
-    case R_MEAN: return launch<R_MEAN>(x, out, outer, R, inner, correction);
-    case R_MAX: return launch<R_MAX>(x, out, outer, R, inner, correction);
-    case R_MIN: return launch<R_MIN>(x, out, outer, R, inner, correction);
-    case R_LOGSUMEXP: return launch<R_LOGSUMEXP>(x, out, outer, R, inner, correction);
-    case R_ARGMAX: return launch<R_ARGMAX>(x, out, outer, R, inner, correction);
-    case R_ARGMIN: return launch<R_ARGMIN>(x, out, outer, R, inner, correction);
-    case R_VAR: return launch<R_VAR>(x, out, outer, R, inner, correction);
-  }
+  reduce_t("reduce_f32", op, x, out, outer, R, inner, correction);
+}
+
+// dtype 0 f32, 3 bf16 (output bf16, or int32 for argmax/argmin).
+void reduce(int op, const void* x, void* out, int64_t outer, int64_t R, int64_t inner, int correction, int dtype) {
+  if (dtype == 0) return reduce_f32(op, static_cast<const float*>(x), out, outer, R, inner, correction);
+  if (dtype != 3)
+    throw std::invalid_argument("temper cuda: reduce: dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+  reduce_t("reduce_bf16", op, static_cast<const bf16*>(x), out, outer, R, inner, correction);
 }
 
 }  // namespace temper

@@ -146,6 +146,15 @@ void set_device(int device) {
 
 void synchronize() { check(cudaStreamSynchronize(stream()), "synchronize"); }
 
+namespace {
+bool g_allow_tf32 = [] {
+  const char* env = std::getenv("TEMPER_CUDA_TF32");
+  return env && env[0] == '1';
+}();
+}  // namespace
+void set_allow_tf32(bool on) { g_allow_tf32 = on; }
+bool allow_tf32() { return g_allow_tf32; }
+
 std::string device_name() {
   cudaDeviceProp prop;
   check(cudaGetDeviceProperties(&prop, t_device), "device_name");

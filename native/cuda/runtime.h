@@ -8,4 +8,5 @@ void set_device(int device);      // the device this thread's calls run on
 void synchronize();               // waits for the current device's stream
 std::string device_name();        // "NVIDIA H100 80GB HBM3 (sm_90, 81008 MiB)"
 void set_allow_tf32(bool on);     // f32 GEMMs on tensor cores (tf32 inputs, f32 accumulate)
+bool allow_tf32();                // off unless set, or TEMPER_CUDA_TF32=1
 }  // namespace temper::cuda

@@ -1,13 +1,43 @@
 // CUDA softmax / log_softmax over the last dim of (N, C), forward and backward (mirrors
 // native/src/softmax.cc, including its exp polynomial). Rows up to 1024 go to one warp each;
 // longer rows (a vocab of 152k) to one block that loops over the row, re-reading it each pass
-// rather than caching it. float4 loads and stores when C % 4 == 0 and the buffers are aligned.
+// rather than caching it. 16-byte loads and stores (4 f32 or 8 bf16) when C is a multiple of
+// them and the buffers are aligned. The forward also takes bf16 (softmax_forward, dtype 3): widened
+// exactly on load, computed in f32 as the f32 kernel does, rounded once on store.
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include "common.cuh"
 
 namespace temper {
 namespace {
 using namespace cuda;
+
+using bf16 = __nv_bfloat16;
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ float from_f32<float>(float v) { return v; }
+// Round to nearest even like copy.cc's cast; cvt.rn would make every NaN canonical, where the CPU
+// keeps the sign and top payload bits and sets the quiet bit.
+template <>
+__device__ __forceinline__ bf16 from_f32<bf16>(float v) {
+  uint32_t u = __float_as_uint(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return __ushort_as_bfloat16((unsigned short)((u >> 16) | 0x40));
+  return __float2bfloat16_rn(v);
+}
+
+// Elements of T per 16-byte load (4 f32 or 8 bf16), moved as one.
+template <typename T>
+constexpr int kPack = 16 / sizeof(T);
+template <typename T>
+struct alignas(16) Pack {
+  T v[kPack<T>];
+};
 
 // simd.h's fast_exp, so both backends round the same way (up to FMA contraction).
 __device__ __forceinline__ float fast_exp(float x) {
@@ -32,19 +62,27 @@ __device__ __forceinline__ float fast_exp(float x) {
   return x != x ? x : res;
 }
 
-template <int V>
-__device__ __forceinline__ void load(const float* p, float (&v)[V]) {
-  if constexpr (V == 4) {
-    float4 q = *reinterpret_cast<const float4*>(p);
-    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+// V consecutive values (V is 1 or kPack<T>) as f32.
+template <int V, typename T>
+__device__ __forceinline__ void load(const T* p, float (&v)[V]) {
+  if constexpr (V > 1) {
+    const Pack<T> q = *reinterpret_cast<const Pack<T>*>(p);
+#pragma unroll
+    for (int j = 0; j < V; j++) v[j] = to_f32(q.v[j]);
   } else {
-    v[0] = *p;
+    v[0] = to_f32(*p);
   }
 }
-template <int V>
-__device__ __forceinline__ void store(float* p, const float (&v)[V]) {
-  if constexpr (V == 4) *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
-  else *p = v[0];
+template <int V, typename T>
+__device__ __forceinline__ void store(T* p, const float (&v)[V]) {
+  if constexpr (V > 1) {
+    Pack<T> q;
+#pragma unroll
+    for (int j = 0; j < V; j++) q.v[j] = from_f32<T>(v[j]);
+    *reinterpret_cast<Pack<T>*>(p) = q;
+  } else {
+    *p = from_f32<T>(v[0]);
+  }
 }
 
 // Which rows a thread works on and how its row group combines: a warp (kWarp) or the block.
@@ -70,14 +108,14 @@ struct Rows {
   }
 };
 
-template <bool kWarp, int V>
-__global__ void softmax_forward_kernel(const float* x, float* y, int64_t N, int64_t C, int log) {
+template <bool kWarp, int V, typename T>
+__global__ void softmax_forward_kernel(const T* x, T* y, int64_t N, int64_t C, int log) {
   __shared__ float sh[32];
   const Rows<kWarp> g;
   const int64_t c0 = g.lane() * V, step = g.size() * V;
   for (int64_t n = g.first(); n < N; n += g.stride()) {
-    const float* xr = x + n * C;
-    float* yr = y + n * C;
+    const T* xr = x + n * C;
+    T* yr = y + n * C;
     float m = -INFINITY;
     bool nan = false;
     for (int64_t c = c0; c < C; c += step) {
@@ -148,35 +186,51 @@ __global__ void softmax_backward_kernel(const float* y, const float* dy, float* 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // Rows of up to 1024 take a warp each (8 per block); longer ones a block of ~C/16 threads.
-template <typename Launch>
+// vec: VW values per load.
+template <int VW, typename Launch>
 void launch_rows(int64_t N, int64_t C, bool vec, Launch launch) {
   if (C <= 1024) {
     const unsigned grid = grid_for(N, 8);
-    if (vec) launch(std::integral_constant<bool, true>{}, std::integral_constant<int, 4>{}, grid, 256);
+    if (vec) launch(std::integral_constant<bool, true>{}, std::integral_constant<int, VW>{}, grid, 256);
     else launch(std::integral_constant<bool, true>{}, std::integral_constant<int, 1>{}, grid, 256);
   } else {
     const int threads = (int)(C / 16 < 1024 ? (C / 16 + 31) / 32 * 32 : 1024);
     const unsigned grid = grid_for(N, 1);
-    if (vec) launch(std::integral_constant<bool, false>{}, std::integral_constant<int, 4>{}, grid, threads);
+    if (vec) launch(std::integral_constant<bool, false>{}, std::integral_constant<int, VW>{}, grid, threads);
     else launch(std::integral_constant<bool, false>{}, std::integral_constant<int, 1>{}, grid, threads);
   }
+}
+
+template <typename T>
+void forward(const char* name, const T* x, T* y, int64_t N, int64_t C, int log) {
+  if (N * C == 0) return;
+  constexpr int VW = kPack<T>;
+  const bool vec = C % VW == 0 && aligned16(x) && aligned16(y);
+  launch_rows<VW>(N, C, vec, [&](auto warp, auto v, unsigned grid, int threads) {
+    softmax_forward_kernel<decltype(warp)::value, decltype(v)::value, T>
+        <<<grid, threads, 0, stream()>>>(x, y, N, C, log);
+  });
+  check_launch(name, dims({{"N", N}, {"C", C}}));
 }
 
 }  // namespace
 
 void softmax_forward_f32(const float* x, float* y, int64_t N, int64_t C, int log) {
-  if (N * C == 0) return;
-  const bool vec = C % 4 == 0 && aligned16(x) && aligned16(y);
-  launch_rows(N, C, vec, [&](auto warp, auto v, unsigned grid, int threads) {
-    softmax_forward_kernel<decltype(warp)::value, decltype(v)::value><<<grid, threads, 0, stream()>>>(x, y, N, C, log);
-  });
-  check_launch("softmax_forward_f32", dims({{"N", N}, {"C", C}}));
+  forward("softmax_forward_f32", x, y, N, C, log);
+}
+
+// dtype 0 f32, 3 bf16.
+void softmax_forward(const void* x, void* y, int64_t N, int64_t C, int log, int dtype) {
+  if (dtype == 0) return softmax_forward_f32(static_cast<const float*>(x), static_cast<float*>(y), N, C, log);
+  if (dtype != 3)
+    throw std::invalid_argument("temper cuda: softmax: dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+  forward("softmax_forward_bf16", static_cast<const bf16*>(x), static_cast<bf16*>(y), N, C, log);
 }
 
 void softmax_backward_f32(const float* y, const float* dy, float* dx, int64_t N, int64_t C, int log) {
   if (N * C == 0) return;
   const bool vec = C % 4 == 0 && aligned16(y) && aligned16(dy) && aligned16(dx);
-  launch_rows(N, C, vec, [&](auto warp, auto v, unsigned grid, int threads) {
+  launch_rows<kPack<float>>(N, C, vec, [&](auto warp, auto v, unsigned grid, int threads) {
     softmax_backward_kernel<decltype(warp)::value, decltype(v)::value>
         <<<grid, threads, 0, stream()>>>(y, dy, dx, N, C, log);
   });

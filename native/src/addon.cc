@@ -176,8 +176,9 @@ KERNEL(Matmul) {
   Args a(info); void* A = a.ptr(); void* B = a.ptr(); void* C = a.ptr();
   auto batch = a.i64(); auto M = a.i64(); auto N = a.i64(); auto K = a.i64(); int ta = a.i(); int tb = a.i();
   auto abs_ = a.i64(); auto bbs = a.i64(); float alpha = a.f(); float beta = a.f();
-  int dtype = info.Length() > 16 ? a.i() : 0;
-  matmul(A, B, C, batch, M, N, K, ta, tb, abs_, bbs, alpha, beta, dtype); UNDEF;
+  int dtype = a.dtype();
+  int out_dtype = info.Length() > 17 ? a.i() : dtype;
+  matmul(A, B, C, batch, M, N, K, ta, tb, abs_, bbs, alpha, beta, dtype, out_dtype); UNDEF;
 }
 KERNEL(Softmax) {
   Args a(info); void* x = a.ptr(); void* y = a.ptr(); auto N = a.i64(); auto C = a.i64(); int log = a.i();

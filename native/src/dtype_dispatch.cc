@@ -125,8 +125,8 @@ void layer_norm_forward(const void* x, const void* w, const void* b, void* y, fl
   if (dtype == kF32)
     return layer_norm_forward_f32(static_cast<const float*>(x), static_cast<const float*>(w),
                                   static_cast<const float*>(b), static_cast<float*>(y), mean, rstd, N, C, eps);
-  Widened wx(x, N * C), ww(w, C), wb(b, b ? C : 0), wy(nullptr, N * C);
-  layer_norm_forward_f32(wx.get(), ww.get(), b ? wb.get() : nullptr, wy.get(), mean, rstd, N, C, eps);
+  Widened wx(x, N * C), ww(w, w ? C : 0), wb(b, b ? C : 0), wy(nullptr, N * C);
+  layer_norm_forward_f32(wx.get(), w ? ww.get() : nullptr, b ? wb.get() : nullptr, wy.get(), mean, rstd, N, C, eps);
   wy.store(y);
 }
 

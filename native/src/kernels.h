@@ -77,10 +77,12 @@ void reduce_f32(int op, const float* x, void* out, int64_t outer, int64_t R, int
 // a_batch_stride/b_batch_stride may be 0 (broadcast). C is (batch, M, N) contiguous.
 void matmul_f32(const float* A, const float* B, float* C, int64_t batch, int64_t M, int64_t N, int64_t K,
                 int trans_a, int trans_b, int64_t a_batch_stride, int64_t b_batch_stride, float alpha, float beta);
-// The same in A/B/C dtype `dtype` (0 f32 or 3 bf16; accumulation is always f32). On CPU, bf16 widens
-// the operands and rounds C once (the definition the GPU's cuBLASLt bf16 GEMM is tested against).
+// The same with A/B in `dtype` (0 f32 or 3 bf16) and C in `out_dtype` (f32, or bf16 when the inputs
+// are bf16); accumulation is always f32. bf16 inputs with an f32 C is autocast's mixed-precision GEMM.
+// On CPU, bf16 widens the operands and rounds C once (the definition the GPU's cuBLASLt is tested against).
 void matmul(const void* A, const void* B, void* C, int64_t batch, int64_t M, int64_t N, int64_t K, int trans_a,
-            int trans_b, int64_t a_batch_stride, int64_t b_batch_stride, float alpha, float beta, int dtype);
+            int trans_b, int64_t a_batch_stride, int64_t b_batch_stride, float alpha, float beta, int dtype,
+            int out_dtype);
 
 // ---- softmax (softmax.cc) ------------------------------------------------
 // Over the last dim of (N, C). log=1 for log_softmax.

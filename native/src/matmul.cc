@@ -32,7 +32,9 @@ void matmul_f32(const float* A, const float* B, float* C, int64_t batch, int64_t
 }
 
 void matmul(const void* A, const void* B, void* C, int64_t batch, int64_t M, int64_t N, int64_t K, int trans_a,
-            int trans_b, int64_t a_bs, int64_t b_bs, float alpha, float beta, int dtype) {
+            int trans_b, int64_t a_bs, int64_t b_bs, float alpha, float beta, int dtype, int out_dtype) {
+  if (out_dtype != dtype && !(dtype == 3 && out_dtype == 0))
+    throw std::invalid_argument("matmul: " + std::to_string(dtype) + " inputs cannot write dtype code " + std::to_string(out_dtype));
   if (dtype == 0)
     return matmul_f32(static_cast<const float*>(A), static_cast<const float*>(B), static_cast<float*>(C), batch, M, N, K,
                       trans_a, trans_b, a_bs, b_bs, alpha, beta);
@@ -44,12 +46,17 @@ void matmul(const void* A, const void* B, void* C, int64_t batch, int64_t M, int
     return p;
   };
   int64_t na = (a_bs ? batch : 1) * M * K, nb = (b_bs ? batch : 1) * K * N, nc = batch * M * N;
-  float *a = widen(A, na), *b = widen(B, nb), *c = widen(beta != 0.0f ? C : nullptr, nc);
-  matmul_f32(a, b, c, batch, M, N, K, trans_a, trans_b, a_bs, b_bs, alpha, beta);
-  if (nc) cast(c, 0, C, 3, nc);
+  float *a = widen(A, na), *b = widen(B, nb);
+  if (out_dtype == 0) {  // autocast: the f32 product of the rounded operands, no rounding of C
+    matmul_f32(a, b, static_cast<float*>(C), batch, M, N, K, trans_a, trans_b, a_bs, b_bs, alpha, beta);
+  } else {
+    float* c = widen(beta != 0.0f ? C : nullptr, nc);
+    matmul_f32(a, b, c, batch, M, N, K, trans_a, trans_b, a_bs, b_bs, alpha, beta);
+    if (nc) cast(c, 0, C, 3, nc);
+    buffer_free(c, (size_t)nc * sizeof(float));
+  }
   buffer_free(a, (size_t)na * sizeof(float));
   buffer_free(b, (size_t)nb * sizeof(float));
-  buffer_free(c, (size_t)nc * sizeof(float));
 }
 
 }  // namespace temper

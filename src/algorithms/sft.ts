@@ -6,7 +6,7 @@
 import { copyFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { TemperError, argmax, assign, crossEntropy, fromArray, noGrad, scope, type Device, type Tensor } from '../tensor/index.js';
+import { TemperError, argmax, assign, autocast, crossEntropy, fromArray, noGrad, scope, type Device, type Tensor } from '../tensor/index.js';
 import { CausalLM, shiftLabels } from '../models/index.js';
 import { applyLora, type LoraModel } from '../nn/index.js';
 import { ADAPTER_CONFIG, CheckpointReader, SafetensorsFile, loadAdapter, loadDataset, readAdapterConfig, loadModelFromDir, resolveModelRef, saveAdapter, saveModel, type DatasetRows } from '../io/index.js';
@@ -86,12 +86,26 @@ function disposeBatch(b: SftBatch): void {
   for (const t of [b.inputIds, b.labels, b.attentionMask, b.docIds, b.positionIds]) t?.dispose();
 }
 
-/** Summed next-token loss and correct-prediction count of a batch. */
+/**
+ * Summed next-token loss and correct-prediction count of a batch. The LM head and the loss run
+ * fused over row chunks (CausalLM.headLoss: the (B, T, V) logits never exist, the argmax for
+ * the accuracy comes from each chunk); TEMPER_UNFUSED_LM_LOSS=1 materializes the logits as
+ * before, for comparisons.
+ */
 function batchLoss(model: CausalLM, b: SftBatch): { loss: Tensor; correct: number } {
-  const { logits } = model.forward({ inputIds: b.inputIds, attentionMask: b.attentionMask, docIds: b.docIds, positionIds: b.positionIds });
+  const input = { inputIds: b.inputIds, attentionMask: b.attentionMask, docIds: b.docIds, positionIds: b.positionIds };
   const targets = shiftLabels(b.labels);
-  const loss = crossEntropy(logits, targets, { reduction: 'sum' });
-  const pred = noGrad(() => scope(() => argmax(logits, -1).toArray()));
+  let loss: Tensor, pred: ArrayLike<number>;
+  if (process.env.TEMPER_UNFUSED_LM_LOSS === '1') {
+    const { logits } = model.forward(input);
+    loss = crossEntropy(logits, targets, { reduction: 'sum' });
+    pred = noGrad(() => scope(() => argmax(logits, -1).toArray()));
+  } else {
+    const r = model.headLoss(model.hiddenStates(input), targets, { reduction: 'sum', returnArgmax: true });
+    loss = r.loss;
+    pred = r.argmax.toArray();
+    r.argmax.dispose();
+  }
   const want = targets.toArray();
   let correct = 0;
   for (let i = 0; i < want.length; i++) if (want[i] !== -100 && pred[i] === want[i]) correct++;
@@ -117,6 +131,8 @@ export async function runSft(cfg: SFTConfig, cb: SftCallbacks = {}): Promise<Sft
   const tok = await Tokenizer.fromDir(existsSync(join(adapterDir ?? modelDir, 'tokenizer.json')) ? adapterDir ?? modelDir : modelDir);
   const model = loadModelFromDir(modelDir).to(cfg.device as Device);
   if (!(model instanceof CausalLM)) throw new TemperError(`sft: ${cfg.model} is a ${model.config.architectures[0]}, not a causal language model`);
+  if (cfg.gradient_checkpointing) model.gradientCheckpointingEnable();
+  const precision = cfg.bf16 ? 'bf16' : null;
   if (tok.vocabSize > model.config.vocabSize)
     throw new TemperError(`sft: the tokenizer in ${modelDir} has ${tok.vocabSize} tokens but the model's vocab_size is ${model.config.vocabSize} (mismatched tokenizer?)`);
 
@@ -239,7 +255,7 @@ export async function runSft(cfg: SFTConfig, cb: SftCallbacks = {}): Promise<Sft
         lossSum: (g) => {
           const b = makeBatch(g, cfg, padId);
           try {
-            const { loss, correct } = batchLoss(model, b);
+            const { loss, correct } = autocast(precision, () => batchLoss(model, b));
             return { loss, sums: { mean_token_accuracy: correct } };
           } finally {
             disposeBatch(b);
@@ -252,7 +268,7 @@ export async function runSft(cfg: SFTConfig, cb: SftCallbacks = {}): Promise<Sft
                 for (const g of groupsFor(evalEx, cfg.per_device_eval_batch_size, null)) {
                   const b = makeBatch(g, cfg, padId);
                   scope(() => {
-                    const r = batchLoss(model, b);
+                    const r = autocast(precision, () => batchLoss(model, b));
                     loss += r.loss.item();
                     correct += r.correct;
                   });

@@ -40,8 +40,10 @@ export const SFT_SCHEMA = z
     per_device_train_batch_size: positiveInt.default(8).describe('examples per micro-batch'),
     per_device_eval_batch_size: positiveInt.default(8).describe('examples per evaluation batch'),
     gradient_accumulation_steps: positiveInt.default(1).describe('micro-batches per optimizer step'),
+    gradient_checkpointing: z.boolean().default(false).describe('recompute each decoder layer in backward instead of keeping its activations (less memory, slower)'),
     seed: nonNegInt.default(42).describe('seed for data order, dropout and new weights (same seed, same run)'),
     device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'cpu, cuda or cuda:N').default('cpu').describe('where the model trains: cpu, cuda or cuda:N'),
+    bf16: z.boolean().default(false).describe('mixed precision: matrix products in bf16 with f32 accumulation; weights, optimizer and losses stay f32'),
 
     logging_steps: positiveInt.default(10).describe('log train metrics every N steps'),
     eval_strategy: z.enum(['no', 'steps', 'epoch']).default('no').describe('when to evaluate'),

@@ -6,7 +6,7 @@ import { TemperError, add, dropout, reshape, scope, split, type Tensor } from '.
 import { Conv1D, Embedding, GPT2MLP, KVCache, LayerNorm, Module, ModuleList, activation, attendWithCache, type AttentionContext, type ParamInit } from '../nn/index.js';
 import type { ModelConfig } from './config.js';
 import { checkInput, positionsFor, type ForwardInput } from './inputs.js';
-import type { TransformerBody } from './body.js';
+import { runLayer, type TransformerBody } from './body.js';
 
 export class GPT2Attention extends Module {
   readonly c_attn: Conv1D;
@@ -55,6 +55,8 @@ export class GPT2Model extends Module implements TransformerBody {
   readonly wpe: Embedding;
   readonly h: ModuleList<GPT2Block>;
   readonly ln_f: LayerNorm;
+  /** Recompute each block in backward instead of keeping its activations (while training). */
+  gradientCheckpointing = false;
   constructor(readonly config: ModelConfig, init: ParamInit) {
     super();
     const c = config;
@@ -84,7 +86,7 @@ export class GPT2Model extends Module implements TransformerBody {
       const ctx: AttentionContext = { positions, keyMask: cache ? null : input.attentionMask ?? null, docIds: input.docIds ?? null, cache, rope: null };
       let h = add(this.wte.forward(input.inputIds), this.wpe.forward(positions));
       h = dropout(h, c.dropout.embedding, { training: this.training });
-      for (const block of this.h.items) h = block.forward(h, ctx);
+      for (const block of this.h.items) h = runLayer((x, cx) => block.forward(x, cx), h, ctx, this.gradientCheckpointing && this.training);
       cache?.endStep(T);
       return this.ln_f.forward(h);
     });

@@ -6,7 +6,7 @@ import { TemperError, add, dropout, scope, type Tensor } from '../tensor/index.j
 import { Embedding, GatedMLP, KVCache, Module, ModuleList, RMSNorm, Rope, SelfAttention, activation, type AttentionContext, type ParamInit } from '../nn/index.js';
 import type { ModelConfig } from './config.js';
 import { checkInput, positionsFor, type ForwardInput } from './inputs.js';
-import type { TransformerBody } from './body.js';
+import { runLayer, type TransformerBody } from './body.js';
 
 export class LlamaDecoderLayer extends Module {
   readonly input_layernorm: RMSNorm;
@@ -40,6 +40,8 @@ export class LlamaModel extends Module implements TransformerBody {
   readonly layers: ModuleList<LlamaDecoderLayer>;
   readonly norm: RMSNorm;
   readonly rope: Rope;
+  /** Recompute each layer in backward instead of keeping its activations (while training). */
+  gradientCheckpointing = false;
 
   constructor(readonly config: ModelConfig, init: ParamInit) {
     super();
@@ -76,7 +78,7 @@ export class LlamaModel extends Module implements TransformerBody {
       let h = this.embed_tokens.forward(input.inputIds);
       if (this.training && c.dropout.embedding > 0) h = dropout(h, c.dropout.embedding);
       for (const layer of this.layers.items) {
-        const next = layer.forward(h, ctx);
+        const next = runLayer((x, cx) => layer.forward(x, cx), h, ctx, this.gradientCheckpointing && this.training);
         h.dispose();
         h = next;
       }

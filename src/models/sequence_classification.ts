@@ -5,7 +5,7 @@
 import { TemperError, fromArray, indexSelect, reshape, scope, type Tensor } from '../tensor/index.js';
 import { Linear, Module, type ParamInit } from '../nn/index.js';
 import type { ModelConfig } from './config.js';
-import type { TransformerBody } from './body.js';
+import { setGradientCheckpointing, type TransformerBody } from './body.js';
 import type { ForwardInput } from './inputs.js';
 
 export interface SequenceClassifierOutput {
@@ -20,6 +20,24 @@ export class SequenceClassifier extends Module {
     super();
     this.child(bodyName, body);
     this.score = this.child('score', new Linear(config.hiddenSize, config.numLabels, false, init));
+  }
+
+  /**
+   * Activation checkpointing of the decoder layers while training (transformers'
+   * gradient_checkpointing_enable): less memory for one more forward pass per step. Returns this.
+   */
+  gradientCheckpointingEnable(): this {
+    setGradientCheckpointing(this.body, true);
+    return this;
+  }
+
+  gradientCheckpointingDisable(): this {
+    setGradientCheckpointing(this.body, false);
+    return this;
+  }
+
+  get isGradientCheckpointing(): boolean {
+    return this.body.gradientCheckpointing === true;
   }
 
   /** Index of the pooled token in each row. */

@@ -126,9 +126,10 @@ export abstract class Module implements Disposable {
     return this.parameters().reduce((n, p) => n + p.numel, 0);
   }
 
-  /** Frees every parameter (and its gradient). The module is unusable afterwards. */
+  /** Frees every parameter (and its gradient) and every buffer. The module is unusable afterwards. */
   dispose(): void {
     for (const p of this.parameters()) p.dispose();
+    for (const [, m] of this.namedModules()) for (const b of m.buffers()) b.dispose();
   }
 
   [Symbol.dispose](): void {

@@ -15,7 +15,8 @@ export type Primitive =
   | 'matmul' | 'softmax' | 'log_softmax'
   | 'reshape' | 'permute' | 'slice' | 'cat' | 'expand'
   | 'index_select' | 'gather' | 'scatter_add' | 'cumsum' | 'sort_values' | 'dropout'
-  | 'rms_norm' | 'layer_norm' | 'rotary' | 'attention' | 'cross_entropy';
+  | 'rms_norm' | 'layer_norm' | 'rotary' | 'attention' | 'cross_entropy' | 'linear_cross_entropy'
+  | 'checkpoint';
 
 type Edge = { node: GradNode; leaf?: undefined } | { leaf: Tensor; node?: undefined } | null;
 
@@ -40,8 +41,23 @@ export function registerGradRules(table: { [P in Primitive]: GradRule }): void {
   rules = table;
 }
 
+let savingOff = 0;
 /**
- * Records `out = prim(inputs)` on the tape when grad mode is on and an input requires grad.
+ * Runs a synchronous fn whose recorded nodes save no tensors: requiresGrad still flows to
+ * the outputs, but nothing inside can be differentiated (checkpoint's forward pass). @internal
+ */
+export function withoutSaving<T>(fn: () => T): T {
+  savingOff++;
+  try {
+    return fn();
+  } finally {
+    savingOff--;
+  }
+}
+
+/**
+ * Records `out = prim(inputs)` on the tape when grad mode is on and an input requires grad
+ * (or `always`: checkpoint, whose fn may use parameters that do).
  * `saved` tensors get their own handles, owned by the node.
  */
 export function record(
@@ -50,8 +66,9 @@ export function record(
   out: Tensor,
   saved: Tensor[] = [],
   params: Record<string, unknown> = {},
+  always = false,
 ): void {
-  if (!isGradEnabled() || !inputs.some((t) => t?.requiresGrad)) return;
+  if (!isGradEnabled() || (!always && !inputs.some((t) => t?.requiresGrad))) return;
   const edges: Edge[] = inputs.map((t) => {
     if (!t || !t.requiresGrad) return null;
     if (t.gradFn) {
@@ -64,10 +81,10 @@ export function record(
     prim,
     edges,
     inputShapes: inputs.map((t) => (t ? t.shape : [])),
-    saved: saved.map((t) => keep(t.detach())),
+    saved: savingOff > 0 ? [] : saved.map((t) => keep(t.detach())),
     params,
     refs: 1,
-    released: false,
+    released: savingOff > 0,
   };
   out.gradFn = node;
   out.requiresGrad = true;

@@ -37,7 +37,8 @@ export interface Kernels {
   cast(src: P, so: O, srcCode: number, dst: P, dO: O, dstCode: number, n: number): void;
   reduce(op: number, x: P, xo: O, out: P, oo: O, outer: number, R: number, inner: number, correction: number, dtypeCode?: number): void;
   matmul(a: P, ao: O, b: P, bo: O, c: P, co: O, batch: number, M: number, N: number, K: number, transA: number,
-    transB: number, aBatchStride: number, bBatchStride: number, alpha: number, beta: number, dtypeCode?: number): void;
+    transB: number, aBatchStride: number, bBatchStride: number, alpha: number, beta: number, dtypeCode?: number,
+    outDtypeCode?: number): void;
   softmax(x: P, xo: O, y: P, yo: O, N: number, C: number, log: number, dtypeCode?: number): void;
   softmaxBackward(y: P, yo: O, dy: P, dyo: O, dx: P, dxo: O, N: number, C: number, log: number): void;
   indexSelect(x: P, xo: O, idx: P, io: O, out: P, oo: O, outer: number, X: number, I: number, inner: number,

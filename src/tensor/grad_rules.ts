@@ -5,12 +5,13 @@ import { kernelsFor } from './backend.js';
 import { Tensor, numelOf } from './tensor.js';
 import { zeros, toDType } from './ops/creation.js';
 import { add, div, eq, exp, ge, gt, le, lt, log, mul, neg, pow, sub, unaryBackward, where, type UnaryName } from './ops/elementwise.js';
-import { matmul } from './ops/matmul.js';
+import { gemm, matmul as plainMatmul, type MatmulOptions } from './ops/matmul.js';
 import { expand, permute, reshape, slice, sliceBackward } from './ops/shape.js';
 import { keepdimShape, mean, sum, sumTo } from './ops/reduce.js';
 import { cumsum } from './ops/nn.js';
 import { gather, indexAdd, scatterAddInto } from './ops/index.js';
 import { crossEntropyBackward, rotaryInverse } from './ops/fused.js';
+import { linearCrossEntropyBackward } from './ops/linear_cross_entropy.js';
 
 const p = <T>(n: GradNode, k: string) => n.params[k] as T;
 const s = (n: GradNode, i: number) => n.saved[i]!;
@@ -47,9 +48,13 @@ function pairwiseExtremum(n: GradNode, g: Tensor, isMax: boolean): (Tensor | nul
   return [sumTo(mul(g, wa), shape(n, 0)), sumTo(mul(g, wb), shape(n, 1))];
 }
 
-function matmulRule(n: GradNode, g: Tensor, needs: boolean[]): (Tensor | null)[] {
+function matmulRule(n: GradNode, gIn: Tensor, needs: boolean[]): (Tensor | null)[] {
   const [a, b] = [s(n, 0), s(n, 1)];
   const ta = p<boolean>(n, 'transA'), tb = p<boolean>(n, 'transB');
+  // Autocast saved bf16 operands: the gradient rounds to bf16 too and the products come back f32.
+  const mixed = p<boolean | undefined>(n, 'mixed') === true;
+  const g = mixed ? toDType(gIn, 'bf16') : gIn;
+  const matmul = mixed ? (x: Tensor, y: Tensor, o: MatmulOptions) => gemm(x, y, o, 'f32') : plainMatmul;
   let da: Tensor | null = null, db: Tensor | null = null;
   if (needs[0]) {
     const full = ta ? matmul(b, g, { transA: tb, transB: true }) : matmul(g, b, { transB: !tb });
@@ -66,6 +71,7 @@ function matmulRule(n: GradNode, g: Tensor, needs: boolean[]): (Tensor | null)[]
       db = sumTo(full, b.shape);
     }
   }
+  if (g !== gIn) g.dispose();
   return [da, db];
 }
 
@@ -216,6 +222,9 @@ export const GRAD_RULES: { [P in Primitive]: GradRule } = {
   rotary: (n, g) => [rotaryInverse(g, s(n, 0), s(n, 1), p<number>(n, 'scaling')), null, null],
   attention: attentionRule,
   cross_entropy: (n, g) => [crossEntropyBackward(s(n, 0), s(n, 1), s(n, 2), g, p<number>(n, 'ignoreIndex'), p<number>(n, 'eps')), null],
+  linear_cross_entropy: linearCrossEntropyBackward,
+  // Activation checkpointing: the node carries its own rule (recompute, then backward inside).
+  checkpoint: (n, g, needs) => p<GradRule>(n, 'rule')(n, g, needs),
 };
 
 registerGradRules(GRAD_RULES);

@@ -6,7 +6,7 @@ export { Tensor, memoryStats, resetPeakMemory, emptyCache, numelOf, type NestedA
 export type { DType } from './dtype.js';
 export { type Device, setNumThreads, getNumThreads, normalizeDevice, getDefaultDevice, setDefaultDevice, cudaDeviceCount, synchronize, deviceName, setAllowTf32 } from './backend.js';
 export { TemperError } from './errors.js';
-export { scope, keep, noGrad, withGrad, isGradEnabled } from './scope.js';
+export { scope, keep, noGrad, withGrad, isGradEnabled, autocast, autocastDtype } from './scope.js';
 export type { Primitive, BackwardOptions } from './autograd.js';
 export * from './ops/creation.js';
 export * from './ops/elementwise.js';
@@ -16,4 +16,6 @@ export { reshape, flatten, unsqueeze, squeeze, permute, transpose, contiguous, s
 export { indexSelect, embedding, gather, scatterAdd, oneHot } from './ops/index.js';
 export { softmax, logSoftmax, cumsum, sort, topk, dropout } from './ops/nn.js';
 export { rmsNorm, layerNorm, rotary, attention, crossEntropy, type AttentionOptions, type CrossEntropyOptions } from './ops/fused.js';
+export { linearCrossEntropy, tokenLogprobs, type LinearCrossEntropyOptions } from './ops/linear_cross_entropy.js';
 export { adamwStep, clipGradNorm, globalNorm, scaleInplace, type AdamWStepOptions } from './ops/optim.js';
+export { checkpoint } from './checkpoint.js';

@@ -13,9 +13,11 @@ export class Scope {
 interface Context {
   scope: Scope | null;
   grad: boolean;
+  /** Matrix products of f32 operands run in this dtype (mixed precision), or null. */
+  autocast: 'bf16' | null;
 }
 
-const rootContext: Context = { scope: null, grad: true };
+const rootContext: Context = { scope: null, grad: true, autocast: null };
 const als = new AsyncLocalStorage<Context>();
 
 function ctx(): Context {
@@ -71,7 +73,7 @@ function finish(s: Scope, result: unknown): void {
 export function scope<T>(fn: () => T): T {
   const outer = ctx();
   const s = new Scope(outer.scope);
-  const result = als.run({ scope: s, grad: outer.grad }, fn);
+  const result = als.run({ ...outer, scope: s }, fn);
   if (result instanceof Promise) {
     return result.then(
       (v) => {
@@ -90,14 +92,28 @@ export function scope<T>(fn: () => T): T {
 
 /** Runs fn with gradient recording off (for evaluation, generation, optimizer steps). */
 export function noGrad<T>(fn: () => T): T {
-  return als.run({ scope: ctx().scope, grad: false }, fn);
+  return als.run({ ...ctx(), grad: false }, fn);
 }
 
 /** Runs fn with gradient recording forced on or off. */
 export function withGrad<T>(enabled: boolean, fn: () => T): T {
-  return als.run({ scope: ctx().scope, grad: enabled }, fn);
+  return als.run({ ...ctx(), grad: enabled }, fn);
 }
 
 export function isGradEnabled(): boolean {
   return ctx().grad;
+}
+
+/**
+ * Mixed precision, as torch.autocast(dtype=torch.bfloat16): inside fn, matmul (and linear) of
+ * f32 operands rounds them to bf16, multiplies on bf16 tensor cores with f32 accumulation and
+ * returns f32, and its backward does the same. Everything else (norms, softmax, losses,
+ * optimizer, the parameters themselves) stays f32. `null` turns it off inside fn.
+ */
+export function autocast<T>(dtype: 'bf16' | null, fn: () => T): T {
+  return als.run({ ...ctx(), autocast: dtype }, fn);
+}
+
+export function autocastDtype(): 'bf16' | null {
+  return ctx().autocast;
 }

@@ -164,10 +164,22 @@ export class Generator {
   }
   /** Reserves counters for n values; returns [seed, firstCounter]. @internal */
   take(n: number): [bigint, bigint] {
+    drawObserver?.(this);
     const first = this.offset;
     this.offset += BigInt(Math.ceil(n / 4));
     return [BigInt.asUintN(64, BigInt(this.seed)), first];
   }
+}
+
+let drawObserver: ((g: Generator) => void) | null = null;
+/**
+ * Sets the function told about each generator just before it draws (activation checkpointing
+ * records the states its recomputation must replay); returns the previous one. @internal
+ */
+export function setDrawObserver(f: ((g: Generator) => void) | null): ((g: Generator) => void) | null {
+  const prev = drawObserver;
+  drawObserver = f;
+  return prev;
 }
 
 /** The default generator used when none is passed. */

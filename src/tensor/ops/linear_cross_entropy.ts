@@ -1,0 +1,228 @@
+// The LM head fused with cross-entropy over row chunks (Liger's FusedLinearCrossEntropy,
+// llm.c's fused classifier): loss = CE(hidden @ weight^T, labels) without the (N, V) logits
+// ever existing. Each chunk of rows gets its logits from the matmul kernel into one reused
+// buffer and is reduced at once by the cross-entropy kernel to a per-row loss and lse.
+//
+// Backward recomputes the chunk logits (one more chunk GEMM) rather than precomputing
+// d(hidden) and d(weight) in the forward under an assumed scalar loss, as Liger does:
+//  - between forward and backward this op then holds only lse (N floats) and the rows it
+//    reads, where the precompute holds a (V, C) d(weight) and an (N, C) d(hidden) for as long
+//    as the graph lives: across the rest of the forward (exactly when activation memory
+//    peaks), and once per call when several losses share a graph (DPO's chosen and rejected,
+//    gradient accumulation of several micro-batch forwards before their backward);
+//  - in backward both schemes need the same buffers (chunk logits and dlogits, d(hidden),
+//    d(weight)), so the peak never favours the precompute;
+//  - the upstream gradient may be per row (reduction 'none', tokenLogprobs in DPO/GRPO), which
+//    a forward-time gradient cannot know.
+// The price is one extra (rows x V x C) GEMM per chunk, ~1/3 more head FLOPs.
+//
+// Rows whose label is ignoreIndex (prompt tokens in SFT) are dropped before any GEMM: the op
+// works on the compacted rows and scatters back (loss 0, no gradient, argmax -1).
+import { record, type GradNode } from '../autograd.js';
+import { DTYPE_CODE, DTYPE_SIZE } from '../dtype.js';
+import { TemperError, fmtShape } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import { FLOATS, check, empty, kern, sameDType, sameDevice } from './util.js';
+import { fromArray, zeros } from './creation.js';
+import { div, sub } from './elementwise.js';
+import { reshape } from './shape.js';
+import { sum } from './reduce.js';
+import type { CrossEntropyOptions } from './fused.js';
+
+/** Bytes of f32 logits one chunk may take (the backward holds two such buffers: logits and dlogits). */
+const CHUNK_BYTES = 32 * 1024 * 1024;
+const ARGMAX = 5; // reduce op code (ops/reduce.ts)
+
+/** Rows per chunk when none is given: ~32 MiB of f32 logits, at least one row. */
+export function defaultChunkRows(vocab: number): number {
+  return Math.max(1, Math.floor(CHUNK_BYTES / (4 * Math.max(1, vocab))));
+}
+
+export interface LinearCrossEntropyOptions extends CrossEntropyOptions {
+  /** Rows of hidden per chunk (the chunk's logits are chunkRows x V). Default: ~32 MiB of logits. */
+  chunkRows?: number;
+  /** Also return the per-row argmax of the logits (i32, labels' shape; -1 on ignored rows). */
+  returnArgmax?: boolean;
+}
+
+/** Gathers `idx` rows of a contiguous (X, inner) tensor into a new (I, inner) one (no autograd). */
+function selectRows(src: Tensor, idx: Tensor, X: number, inner: number): Tensor {
+  const I = idx.numel;
+  const out = empty(inner === 1 && src.ndim <= 1 ? [I] : [I, inner], src.dtype, src);
+  const code = kern(src).indexSelect(src.handle, src.byteOffset, idx.handle, idx.byteOffset, out.handle, 0, 1, X, I, inner, DTYPE_SIZE[src.dtype]);
+  if (code < 0) {
+    out.dispose();
+    throw new TemperError(`internal: linearCrossEntropy row index out of range (${code})`);
+  }
+  return out;
+}
+
+interface RowsResult {
+  /** Per-row loss (N) f32, recorded for autograd; 0 on ignored rows. */
+  rows: Tensor;
+  /** Non-ignored row count. */
+  count: number;
+  /** Host argmax (N), -1 on ignored rows, when asked. */
+  argmax: Int32Array | null;
+}
+
+function lossRows(op: string, hidden: Tensor, weight: Tensor, labels: Tensor, ignoreIndex: number, eps: number, chunkRows: number | undefined,
+  wantArgmax: boolean): RowsResult {
+  check(op, hidden, 'hidden', FLOATS);
+  check(op, weight, 'weight', FLOATS);
+  check(op, labels, 'labels', ['i32']);
+  sameDevice(op, hidden, weight, labels);
+  sameDType(op, hidden, weight);
+  if (weight.ndim !== 2) throw new TemperError(`${op}: weight must be 2-d (V, C), got ${fmtShape(weight.shape)}`);
+  const [V, C] = weight.shape as [number, number];
+  if (hidden.ndim < 1 || hidden.shape[hidden.ndim - 1] !== C)
+    throw new TemperError(`${op}: hidden ${fmtShape(hidden.shape)} must end in C = ${C} (weight ${fmtShape(weight.shape)})`);
+  if (labels.shape.join() !== hidden.shape.slice(0, -1).join())
+    throw new TemperError(`${op}: labels ${fmtShape(labels.shape)} must match hidden ${fmtShape(hidden.shape)} without the channel dim`);
+  if (!(eps >= 0 && eps <= 1)) throw new TemperError(`${op}: labelSmoothing must be in [0, 1], got ${eps}`);
+  if (chunkRows !== undefined && !(Number.isInteger(chunkRows) && chunkRows > 0))
+    throw new TemperError(`${op}: chunkRows must be a positive integer, got ${chunkRows}`);
+  const N = labels.numel;
+  const ys = labels.toArray() as Int32Array;
+  const keptRows: number[] = [];
+  for (let n = 0; n < N; n++) {
+    const y = ys[n]!;
+    if (y === ignoreIndex) continue;
+    if (y < 0 || y >= V) throw new TemperError(`${op}: label ${y} at row ${n} is outside the vocabulary [0, ${V}) and is not ignoreIndex (${ignoreIndex})`);
+    keptRows.push(n);
+  }
+  const R = keptRows.length;
+  const compact = R < N;
+  const own: Tensor[] = [];
+  const mine = (t: Tensor) => (own.push(t), t);
+  try {
+    // The rows that carry loss, contiguous: hc (R, C), lc (R).
+    const idx = compact ? mine(fromArray(Int32Array.from(keptRows), [R], { device: hidden.device })) : null;
+    const hc = idx ? mine(selectRows(hidden, idx, N, C)) : hidden;
+    const lc = idx ? mine(fromArray(Int32Array.from(keptRows, (n) => ys[n]!), [R], { device: labels.device })) : labels;
+    const rowsC = mine(empty([R], 'f32', hidden));
+    const lse = mine(empty([R], 'f32', hidden));
+    const argC = wantArgmax ? mine(empty([R], 'i32', hidden)) : null;
+    const cr = Math.min(chunkRows ?? defaultChunkRows(V), Math.max(R, 1));
+    const k = kern(hidden);
+    const code = DTYPE_CODE[hidden.dtype], es = DTYPE_SIZE[hidden.dtype];
+    if (R > 0) {
+      const buf = mine(empty([cr, V], hidden.dtype, hidden));
+      for (let r0 = 0; r0 < R; r0 += cr) {
+        const m = Math.min(cr, R - r0);
+        k.matmul(hc.handle, hc.byteOffset + r0 * C * es, weight.handle, weight.byteOffset, buf.handle, 0, 1, m, V, C, 0, 1, 0, 0, 1, 0, code);
+        const rc = k.crossEntropy(buf.handle, 0, lc.handle, lc.byteOffset + r0 * 4, rowsC.handle, r0 * 4, lse.handle, r0 * 4, m, V, ignoreIndex, eps, code);
+        if (rc < 0) throw new TemperError(`internal: ${op}: the kernel rejected the label of row ${keptRows[r0 - rc - 1]}`);
+        if (argC) k.reduce(ARGMAX, buf.handle, 0, argC.handle, r0 * 4, m, V, 1, 0, code);
+      }
+    }
+    let rows: Tensor;
+    if (idx) {
+      rows = zeros([N], { device: hidden.device });
+      if (R > 0) k.scatterAdd(rows.handle, rows.byteOffset, idx.handle, idx.byteOffset, rowsC.handle, 0, 1, N, R, 1, 1);
+    } else rows = rowsC.detach();
+    let argmax: Int32Array | null = null;
+    if (argC) {
+      const a = argC.toArray() as Int32Array;
+      argmax = compact ? new Int32Array(N).fill(-1) : a;
+      if (compact) keptRows.forEach((n, i) => (argmax![n] = a[i]!));
+    }
+    const saved = [hc, weight, lc, lse];
+    if (idx) saved.push(idx);
+    record('linear_cross_entropy', [hidden, weight], rows, saved, { ignoreIndex, eps, chunkRows: cr, compact });
+    return { rows, count: R, argmax };
+  } finally {
+    for (const t of own) t.dispose();
+  }
+}
+
+/**
+ * Cross-entropy of the linear head `hidden @ weight^T` against i32 labels, computed in chunks
+ * of rows so the (N, V) logits never exist (forward and backward). hidden (..., C), weight
+ * (V, C), labels (...). Same options and results as crossEntropy(linear(hidden, weight), labels),
+ * plus `chunkRows`, and `returnArgmax` for the per-row argmax of the logits (token accuracy).
+ * Differentiable in hidden and weight (f32).
+ */
+export function linearCrossEntropy(hidden: Tensor, weight: Tensor, labels: Tensor,
+  opts: LinearCrossEntropyOptions & { returnArgmax: true }): { loss: Tensor; argmax: Tensor };
+export function linearCrossEntropy(hidden: Tensor, weight: Tensor, labels: Tensor, opts?: LinearCrossEntropyOptions): Tensor;
+export function linearCrossEntropy(hidden: Tensor, weight: Tensor, labels: Tensor, opts: LinearCrossEntropyOptions = {}): Tensor | { loss: Tensor; argmax: Tensor } {
+  const reduction = opts.reduction ?? 'mean';
+  if (reduction !== 'mean' && reduction !== 'sum' && reduction !== 'none')
+    throw new TemperError(`linearCrossEntropy: reduction must be 'mean', 'sum' or 'none', got '${reduction}'`);
+  const { rows, count, argmax } = lossRows('linearCrossEntropy', hidden, weight, labels, opts.ignoreIndex ?? -100, opts.labelSmoothing ?? 0,
+    opts.chunkRows, !!opts.returnArgmax);
+  let loss: Tensor;
+  if (reduction === 'none') loss = reshape(rows, labels.shape);
+  else {
+    const total = sum(rows);
+    if (reduction === 'sum') loss = total;
+    else {
+      loss = div(total, count);
+      total.dispose();
+    }
+  }
+  rows.dispose();
+  if (!opts.returnArgmax) return loss;
+  return { loss, argmax: fromArray(argmax!, labels.shape, { device: labels.device }) };
+}
+
+/**
+ * Per-row log p(label) under softmax(hidden @ weight^T), chunked as linearCrossEntropy (the
+ * logits never exist): hidden (..., C), weight (V, C), labels (...) -> (...) f32, 0 on rows
+ * whose label is ignoreIndex. Differentiable in hidden and weight (DPO, GRPO).
+ */
+export function tokenLogprobs(hidden: Tensor, weight: Tensor, labels: Tensor, opts: { ignoreIndex?: number; chunkRows?: number } = {}): Tensor {
+  const { rows } = lossRows('tokenLogprobs', hidden, weight, labels, opts.ignoreIndex ?? -100, 0, opts.chunkRows, false);
+  const lp = sub(0, rows); // 0 - x keeps ignored rows at +0
+  rows.dispose();
+  const out = reshape(lp, labels.shape);
+  lp.dispose();
+  return out;
+}
+
+/**
+ * @internal backward of linear_cross_entropy: g (N) per-row upstream gradient. Recomputes each
+ * chunk's logits, turns them into dlogits with the cross-entropy backward kernel (scaled by g per
+ * row), and accumulates d(hidden) rows and d(weight) (beta = 1) by GEMM.
+ */
+export function linearCrossEntropyBackward(n: GradNode, g: Tensor, needs: boolean[]): (Tensor | null)[] {
+  const [hc, weight, lc, lse] = n.saved as [Tensor, Tensor, Tensor, Tensor];
+  const compact = n.params.compact as boolean;
+  const idx = compact ? n.saved[4]! : null;
+  const ignoreIndex = n.params.ignoreIndex as number, eps = n.params.eps as number, cr = n.params.chunkRows as number;
+  const hiddenShape = n.inputShapes[0]!;
+  const [V, C] = weight.shape as [number, number];
+  const R = lc.numel, N = g.numel;
+  const k = kern(weight);
+  const own: Tensor[] = [];
+  const mine = (t: Tensor) => (own.push(t), t);
+  try {
+    const gc = idx ? mine(selectRows(g, idx, N, 1)) : g;
+    const dw = needs[1] ? (R > 0 ? empty([V, C], 'f32', weight) : zeros([V, C], { device: weight.device })) : null;
+    let dh: Tensor | null = null, dhc: Tensor | null = null;
+    if (needs[0]) {
+      dh = compact || R === 0 ? zeros(hiddenShape, { device: weight.device }) : empty(hiddenShape, 'f32', weight);
+      dhc = compact && R > 0 ? mine(empty([R, C], 'f32', weight)) : dh;
+    }
+    if (R > 0) {
+      const logits = mine(empty([cr, V], 'f32', weight));
+      const dlogits = mine(empty([cr, V], 'f32', weight));
+      for (let r0 = 0; r0 < R; r0 += cr) {
+        const m = Math.min(cr, R - r0);
+        const hOff = hc.byteOffset + r0 * C * 4;
+        k.matmul(hc.handle, hOff, weight.handle, weight.byteOffset, logits.handle, 0, 1, m, V, C, 0, 1, 0, 0, 1, 0, 0);
+        k.crossEntropyBackward(logits.handle, 0, lc.handle, lc.byteOffset + r0 * 4, lse.handle, lse.byteOffset + r0 * 4, gc.handle,
+          gc.byteOffset + r0 * 4, dlogits.handle, 0, m, V, ignoreIndex, eps);
+        // d(hidden)[rows] = dlogits (m, V) @ weight (V, C)
+        if (dhc) k.matmul(dlogits.handle, 0, weight.handle, weight.byteOffset, dhc.handle, dhc.byteOffset + r0 * C * 4, 1, m, C, V, 0, 0, 0, 0, 1, 0, 0);
+        // d(weight) (+)= dlogits^T (V, m) @ hidden rows (m, C)
+        if (dw) k.matmul(dlogits.handle, 0, hc.handle, hOff, dw.handle, 0, 1, V, C, m, 1, 0, 0, 0, 1, r0 === 0 ? 0 : 1, 0);
+      }
+      if (dh && dhc && dhc !== dh) k.scatterAdd(dh.handle, dh.byteOffset, idx!.handle, idx!.byteOffset, dhc.handle, 0, 1, N, R, C, 1);
+    }
+    return [dh, dw];
+  } finally {
+    for (const t of own) t.dispose();
+  }
+}
