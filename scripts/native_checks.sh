@@ -13,3 +13,7 @@ g++ "${flags[@]}" native/src/attention.cc native/test/attention_check.cc -o "$ou
 tail -1 "$out/fused_check.log"
 "$out/attention_check" > "$out/attention_check.log" || { cat "$out/attention_check.log"; exit 1; }
 grep -E '^(PASSED|FAILED)' "$out/attention_check.log"
+# The CUDA sources compile wherever nvcc is installed, GPU or not (the build itself needs cuBLAS).
+if command -v nvcc >/dev/null 2>&1 || [ -n "${CUDA_HOME:-}" ]; then
+  bash native/cuda/build.sh --check | tail -1
+fi

@@ -149,6 +149,21 @@ test('returnArgmax gives the argmax of the logits on kept rows, -1 on ignored ro
   });
 });
 
+test('under autocast(bf16) the fused head matches the mixed-precision unfused head (loss and gradients)', () => {
+  const before = live();
+  const N = 45, V = 67, C = 24;
+  const labels = makeLabels(N, V, 31, 4);
+  for (const reduction of ['mean', 'none'] as const) {
+    const want = T.autocast('bf16', () => run((h, w, y) => T.crossEntropy(T.linear(h, w), y, { reduction, labelSmoothing: 0.05 }), N, V, C, labels));
+    const got = T.autocast('bf16', () => run((h, w, y) => T.linearCrossEntropy(h, w, y, { reduction, labelSmoothing: 0.05, chunkRows: 16 }), N, V, C, labels));
+    assertSame(got, want, `autocast ${reduction}`);
+    // and it is not the f32 result: the rounding shows
+    const f32 = run((h, w, y) => T.linearCrossEntropy(h, w, y, { reduction, labelSmoothing: 0.05 }), N, V, C, labels);
+    assert.ok(Math.abs(f32.loss[0]! - got.loss[0]!) > 1e-6, 'autocast rounds the operands');
+  }
+  assert.equal(live(), before, 'no leaks');
+});
+
 test('bf16 hidden and weight (inference) match the unfused bf16 head', () => {
   T.noGrad(() =>
     T.scope(() => {
@@ -258,21 +273,25 @@ test('SFT logs the same losses and token accuracy with the fused head as with th
   const bin = fileURLToPath(new URL('../../bin/temper.js', import.meta.url));
   const args = ['sft', '--model', 'builtin:tiny', '--dataset', 'builtin:arith-chat', '--quiet', 'true', '--per_device_train_batch_size', '4',
     '--max_length', '64', '--max_steps', '4', '--logging_steps', '1', '--learning_rate', '1e-3'];
-  const logs = (env: Record<string, string>): Record<string, number>[] => {
+  const logs = (env: Record<string, string>, extra: string[]): Record<string, number>[] => {
     const out = mkdtempSync(join(tmpdir(), 'temper-lce-'));
-    const r = spawnSync(process.execPath, [bin, ...args, '--output_dir', out], { encoding: 'utf8', env: { ...process.env, ...env } });
+    const r = spawnSync(process.execPath, [bin, ...args, ...extra, '--output_dir', out], { encoding: 'utf8', env: { ...process.env, ...env } });
     assert.equal(r.status, 0, r.stderr);
     return readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => 'loss' in e);
   };
-  const fused = logs({ TEMPER_UNFUSED_LM_LOSS: '0' });
-  const plain = logs({ TEMPER_UNFUSED_LM_LOSS: '1' });
-  assert.equal(fused.length, 4);
-  assert.equal(plain.length, 4);
-  fused.forEach((e, i) => {
-    const p = plain[i]!;
-    assert.equal(e.step, p.step);
-    assert.ok(Math.abs(e.loss! - p.loss!) <= 1e-5 * Math.abs(p.loss!), `step ${e.step}: loss ${e.loss} vs ${p.loss}`);
-    assert.ok('mean_token_accuracy' in e, JSON.stringify(e));
-    assert.ok(Math.abs(e.mean_token_accuracy! - p.mean_token_accuracy!) < 1e-9, `step ${e.step}: accuracy ${e.mean_token_accuracy} vs ${p.mean_token_accuracy}`);
-  });
+  // f32, and mixed precision (the fused head under autocast).
+  for (const extra of [[], ['--bf16', 'true']]) {
+    const fused = logs({ TEMPER_UNFUSED_LM_LOSS: '0' }, extra);
+    const plain = logs({ TEMPER_UNFUSED_LM_LOSS: '1' }, extra);
+    assert.equal(fused.length, 4);
+    assert.equal(plain.length, 4);
+    fused.forEach((e, i) => {
+      const p = plain[i]!;
+      const what = `${extra.join(' ') || 'f32'} step ${e.step}`;
+      assert.equal(e.step, p.step);
+      assert.ok(Math.abs(e.loss! - p.loss!) <= 1e-5 * Math.abs(p.loss!), `${what}: loss ${e.loss} vs ${p.loss}`);
+      assert.ok('mean_token_accuracy' in e, JSON.stringify(e));
+      assert.ok(Math.abs(e.mean_token_accuracy! - p.mean_token_accuracy!) < 1e-9, `${what}: accuracy ${e.mean_token_accuracy} vs ${p.mean_token_accuracy}`);
+    });
+  }
 });

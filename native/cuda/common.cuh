@@ -41,6 +41,30 @@ inline unsigned grid_for(int64_t n, int threads = 256) {
   return (unsigned)(need < cap ? need : cap);
 }
 
+// ---- storage types: f32 and bf16 kernels share one template; math is always f32 ----
+using bf16 = __nv_bfloat16;
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
+template <typename T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ float from_f32<float>(float v) { return v; }
+// Round to nearest even, as the CPU's cast; a NaN keeps its sign and top payload bits and turns
+// quiet there, where the hardware conversion would give the canonical NaN.
+template <>
+__device__ __forceinline__ bf16 from_f32<bf16>(float v) {
+  const unsigned u = __float_as_uint(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return __ushort_as_bfloat16((unsigned short)((u >> 16) | 0x40u));
+  return __float2bfloat16_rn(v);
+}
+
+// W consecutive elements moved by one load or store of their combined width (16 bytes: 4 f32, 8 bf16).
+template <typename T, int W>
+struct alignas(sizeof(T) * W) Pack {
+  T v[W];
+};
+
 // Sum over a warp, result in every lane.
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v) {

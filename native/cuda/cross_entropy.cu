@@ -13,22 +13,18 @@
 namespace temper {
 
 namespace {
+using cuda::bf16;
+using cuda::from_f32;
+using cuda::Pack;
+using cuda::to_f32;
 
 using cuda::block_max;
 using cuda::block_sum;
 
-using bf16 = __nv_bfloat16;
 
-// W consecutive elements moved as one load (16 bytes for 4 floats or 8 bf16).
-template <typename T, int W>
-struct alignas(sizeof(T) * W) Pack {
-  T v[W];
-};
 template <int W>
 using Floats = Pack<float, W>;
 
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
 
 template <int W, typename T>
 __device__ __forceinline__ Floats<W> load(const T* p) {

@@ -13,35 +13,19 @@
 namespace temper {
 
 namespace {
+using cuda::bf16;
+using cuda::from_f32;
+using cuda::Pack;
+using cuda::to_f32;
 
 using cuda::block_sum;
 
 constexpr int kColThreads = 256;
 
-using bf16 = __nv_bfloat16;
 
-// W consecutive elements moved as one load/store (16 bytes for 4 floats or 8 bf16).
-template <typename T, int W>
-struct alignas(sizeof(T) * W) Pack {
-  T v[W];
-};
 template <int W>
 using Floats = Pack<float, W>;
 
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) { return v; }
-// Round to nearest even; a NaN keeps its sign and top payload bits and turns quiet, as the CPU's
-// cast does (the hardware conversion would give the canonical NaN).
-template <>
-__device__ __forceinline__ bf16 from_f32<bf16>(float v) {
-  const unsigned u = __float_as_uint(v);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return __ushort_as_bfloat16((unsigned short)((u >> 16) | 0x40u));
-  return __float2bfloat16_rn(v);
-}
 
 template <int W, typename T>
 __device__ __forceinline__ Floats<W> load(const T* p) {

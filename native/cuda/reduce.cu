@@ -13,25 +13,13 @@
 
 namespace temper {
 namespace {
+using cuda::bf16;
+using cuda::from_f32;
+using cuda::to_f32;
 using namespace cuda;
 
-using bf16 = __nv_bfloat16;
 
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
 
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) { return v; }
-// Round to nearest even like copy.cc's cast; cvt.rn would make every NaN canonical, where the CPU
-// keeps the sign and top payload bits and sets the quiet bit.
-template <>
-__device__ __forceinline__ bf16 from_f32<bf16>(float v) {
-  uint32_t u = __float_as_uint(v);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return __ushort_as_bfloat16((unsigned short)((u >> 16) | 0x40));
-  return __float2bfloat16_rn(v);
-}
 
 // Elements of T per 16-byte load (4 f32 or 8 bf16), moved as one.
 template <typename T>

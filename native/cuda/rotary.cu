@@ -13,32 +13,16 @@
 namespace temper {
 
 namespace {
+using cuda::bf16;
+using cuda::from_f32;
+using cuda::Pack;
+using cuda::to_f32;
 
-using bf16 = __nv_bfloat16;
 
 constexpr int kTile = 1024;  // table entries per tile (8 KB of shared memory)
 constexpr int kThreads = 256;
 
-// W consecutive elements moved as one load/store (16 bytes for 4 floats or 8 bf16).
-template <typename T, int W>
-struct alignas(sizeof(T) * W) Pack {
-  T v[W];
-};
 
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) { return v; }
-// Round to nearest even; a NaN keeps its sign and top payload bits and turns quiet, as the CPU's
-// cast does (the hardware conversion would give the canonical NaN).
-template <>
-__device__ __forceinline__ bf16 from_f32<bf16>(float v) {
-  const unsigned u = __float_as_uint(v);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return __ushort_as_bfloat16((unsigned short)((u >> 16) | 0x40u));
-  return __float2bfloat16_rn(v);
-}
 
 // out may alias x exactly: each thread reads its pairs (i, i + D/2) in full before writing them,
 // so x and out are deliberately not __restrict__.

@@ -18,12 +18,15 @@
 //
 // Rows whose label is ignoreIndex (prompt tokens in SFT) are dropped before any GEMM: the op
 // works on the compacted rows and scatters back (loss 0, no gradient, argmax -1).
+// Under autocast('bf16') the head runs as matmul does there: bf16-rounded hidden rows and weight
+// (saved in bf16), f32 logits and loss, the dlogits rounded to bf16 for the two gradient GEMMs.
 import { record, type GradNode } from '../autograd.js';
 import { DTYPE_CODE, DTYPE_SIZE } from '../dtype.js';
 import { TemperError, fmtShape } from '../errors.js';
 import { Tensor } from '../tensor.js';
+import { autocastDtype } from '../scope.js';
 import { FLOATS, check, empty, kern, sameDType, sameDevice } from './util.js';
-import { fromArray, zeros } from './creation.js';
+import { fromArray, toDType, zeros } from './creation.js';
 import { div, sub } from './elementwise.js';
 import { reshape } from './shape.js';
 import { sum } from './reduce.js';
@@ -98,22 +101,27 @@ function lossRows(op: string, hidden: Tensor, weight: Tensor, labels: Tensor, ig
   try {
     // The rows that carry loss, contiguous: hc (R, C), lc (R).
     const idx = compact ? mine(fromArray(Int32Array.from(keptRows), [R], { device: hidden.device })) : null;
-    const hc = idx ? mine(selectRows(hidden, idx, N, C)) : hidden;
+    let hc = idx ? mine(selectRows(hidden, idx, N, C)) : hidden;
     const lc = idx ? mine(fromArray(Int32Array.from(keptRows, (n) => ys[n]!), [R], { device: labels.device })) : labels;
+    // Autocast: GEMM operands rounded to bf16, logits in f32.
+    const mixed = hidden.dtype === 'f32' && autocastDtype() === 'bf16';
+    const wm = mixed ? mine(toDType(weight, 'bf16')) : weight;
+    if (mixed) hc = mine(toDType(hc, 'bf16'));
+    const logitsDType = mixed ? 'f32' : hidden.dtype;
     const rowsC = mine(empty([R], 'f32', hidden));
     const lse = mine(empty([R], 'f32', hidden));
     const argC = wantArgmax ? mine(empty([R], 'i32', hidden)) : null;
     const cr = Math.min(chunkRows ?? defaultChunkRows(V), Math.max(R, 1));
     const k = kern(hidden);
-    const code = DTYPE_CODE[hidden.dtype], es = DTYPE_SIZE[hidden.dtype];
+    const inCode = DTYPE_CODE[hc.dtype], outCode = DTYPE_CODE[logitsDType], es = DTYPE_SIZE[hc.dtype];
     if (R > 0) {
-      const buf = mine(empty([cr, V], hidden.dtype, hidden));
+      const buf = mine(empty([cr, V], logitsDType, hidden));
       for (let r0 = 0; r0 < R; r0 += cr) {
         const m = Math.min(cr, R - r0);
-        k.matmul(hc.handle, hc.byteOffset + r0 * C * es, weight.handle, weight.byteOffset, buf.handle, 0, 1, m, V, C, 0, 1, 0, 0, 1, 0, code);
-        const rc = k.crossEntropy(buf.handle, 0, lc.handle, lc.byteOffset + r0 * 4, rowsC.handle, r0 * 4, lse.handle, r0 * 4, m, V, ignoreIndex, eps, code);
+        k.matmul(hc.handle, hc.byteOffset + r0 * C * es, wm.handle, wm.byteOffset, buf.handle, 0, 1, m, V, C, 0, 1, 0, 0, 1, 0, inCode, outCode);
+        const rc = k.crossEntropy(buf.handle, 0, lc.handle, lc.byteOffset + r0 * 4, rowsC.handle, r0 * 4, lse.handle, r0 * 4, m, V, ignoreIndex, eps, outCode);
         if (rc < 0) throw new TemperError(`internal: ${op}: the kernel rejected the label of row ${keptRows[r0 - rc - 1]}`);
-        if (argC) k.reduce(ARGMAX, buf.handle, 0, argC.handle, r0 * 4, m, V, 1, 0, code);
+        if (argC) k.reduce(ARGMAX, buf.handle, 0, argC.handle, r0 * 4, m, V, 1, 0, outCode);
       }
     }
     let rows: Tensor;
@@ -127,9 +135,9 @@ function lossRows(op: string, hidden: Tensor, weight: Tensor, labels: Tensor, ig
       argmax = compact ? new Int32Array(N).fill(-1) : a;
       if (compact) keptRows.forEach((n, i) => (argmax![n] = a[i]!));
     }
-    const saved = [hc, weight, lc, lse];
+    const saved = [hc, wm, lc, lse];
     if (idx) saved.push(idx);
-    record('linear_cross_entropy', [hidden, weight], rows, saved, { ignoreIndex, eps, chunkRows: cr, compact });
+    record('linear_cross_entropy', [hidden, weight], rows, saved, { ignoreIndex, eps, chunkRows: cr, compact, mixed });
     return { rows, count: R, argmax };
   } finally {
     for (const t of own) t.dispose();
@@ -187,8 +195,10 @@ export function tokenLogprobs(hidden: Tensor, weight: Tensor, labels: Tensor, op
  * row), and accumulates d(hidden) rows and d(weight) (beta = 1) by GEMM.
  */
 export function linearCrossEntropyBackward(n: GradNode, g: Tensor, needs: boolean[]): (Tensor | null)[] {
+  // Under autocast hc and weight were saved in bf16; the GEMMs then take bf16 and give f32.
   const [hc, weight, lc, lse] = n.saved as [Tensor, Tensor, Tensor, Tensor];
-  const compact = n.params.compact as boolean;
+  const compact = n.params.compact as boolean, mixed = n.params.mixed as boolean;
+  const inCode = DTYPE_CODE[hc.dtype], es = DTYPE_SIZE[hc.dtype];
   const idx = compact ? n.saved[4]! : null;
   const ignoreIndex = n.params.ignoreIndex as number, eps = n.params.eps as number, cr = n.params.chunkRows as number;
   const hiddenShape = n.inputShapes[0]!;
@@ -210,14 +220,17 @@ export function linearCrossEntropyBackward(n: GradNode, g: Tensor, needs: boolea
       const dlogits = mine(empty([cr, V], 'f32', weight));
       for (let r0 = 0; r0 < R; r0 += cr) {
         const m = Math.min(cr, R - r0);
-        const hOff = hc.byteOffset + r0 * C * 4;
-        k.matmul(hc.handle, hOff, weight.handle, weight.byteOffset, logits.handle, 0, 1, m, V, C, 0, 1, 0, 0, 1, 0, 0);
+        const hOff = hc.byteOffset + r0 * C * es;
+        k.matmul(hc.handle, hOff, weight.handle, weight.byteOffset, logits.handle, 0, 1, m, V, C, 0, 1, 0, 0, 1, 0, inCode, 0);
         k.crossEntropyBackward(logits.handle, 0, lc.handle, lc.byteOffset + r0 * 4, lse.handle, lse.byteOffset + r0 * 4, gc.handle,
           gc.byteOffset + r0 * 4, dlogits.handle, 0, m, V, ignoreIndex, eps);
+        // Autocast rounds the dlogits to bf16 (as matmul's backward does), into the free logits buffer.
+        if (mixed) k.cast(dlogits.handle, 0, 0, logits.handle, 0, 3, m * V);
+        const dl = mixed ? logits : dlogits;
         // d(hidden)[rows] = dlogits (m, V) @ weight (V, C)
-        if (dhc) k.matmul(dlogits.handle, 0, weight.handle, weight.byteOffset, dhc.handle, dhc.byteOffset + r0 * C * 4, 1, m, C, V, 0, 0, 0, 0, 1, 0, 0);
+        if (dhc) k.matmul(dl.handle, 0, weight.handle, weight.byteOffset, dhc.handle, dhc.byteOffset + r0 * C * 4, 1, m, C, V, 0, 0, 0, 0, 1, 0, inCode, 0);
         // d(weight) (+)= dlogits^T (V, m) @ hidden rows (m, C)
-        if (dw) k.matmul(dlogits.handle, 0, hc.handle, hOff, dw.handle, 0, 1, V, C, m, 1, 0, 0, 0, 1, r0 === 0 ? 0 : 1, 0);
+        if (dw) k.matmul(dl.handle, 0, hc.handle, hOff, dw.handle, 0, 1, V, C, m, 1, 0, 0, 0, 1, r0 === 0 ? 0 : 1, inCode, 0);
       }
       if (dh && dhc && dhc !== dh) k.scatterAdd(dh.handle, dh.byteOffset, idx!.handle, idx!.byteOffset, dhc.handle, 0, 1, N, R, C, 1);
     }
