@@ -170,3 +170,54 @@ test(`tiny llama trains under autocast('bf16') on ${device}: losses track f32 an
   for (let i = 0; i < f.length; i++) assert.ok(Math.abs(f[i]! - m[i]!) < 0.02 * f[i]!, `step ${i}: f32 ${f[i]} vs autocast ${m[i]}`);
   assert.ok(m[7]! < m[0]!, `autocast loss did not fall: ${m[0]} -> ${m[7]}`);
 });
+
+test(`autocast('bf16') attention on ${device}: f32 out and gradients of the f32 attention on rounded q, k, v, dout`, () => {
+  // The CPU defines mixed attention as the f32 kernels on the widened inputs, so it matches to
+  // 1e-5; the GPU's tensor-core kernels round P and dS to bf16 for their second products.
+  const tol = device === 'cpu' ? 1e-5 : 2e-2;
+  const round = (t: T.Tensor) => t.to('bf16').to('f32');
+  const cases: { name: string; B: number; Tq: number; Tk: number; Hq: number; Hkv: number; D: number; opts: (B: number, Tk: number) => T.AttentionOptions }[] = [
+    { name: 'causal', B: 2, Tq: 9, Tk: 9, Hq: 2, Hkv: 2, D: 16, opts: () => ({}) },
+    { name: 'not causal, GQA', B: 1, Tq: 7, Tk: 7, Hq: 4, Hkv: 2, D: 8, opts: () => ({ causal: false }) },
+    { name: 'causal GQA, Tq < Tk, two tiles', B: 1, Tq: 70, Tk: 80, Hq: 4, Hkv: 1, D: 64, opts: () => ({}) },
+    {
+      name: 'keyMask', B: 2, Tq: 10, Tk: 10, Hq: 2, Hkv: 1, D: 16,
+      opts: (B, Tk) => ({ keyMask: T.fromArray(Int32Array.from({ length: B * Tk }, (_, i) => (i % Tk < 2 && i >= Tk ? 0 : 1)), [B, Tk], { device }) }),
+    },
+    {
+      name: 'docIds + keyMask, scale', B: 1, Tq: 12, Tk: 12, Hq: 2, Hkv: 2, D: 32,
+      opts: (B, Tk) => ({
+        docIds: T.fromArray(Int32Array.from({ length: B * Tk }, (_, i) => (i < 5 ? 0 : i < 9 ? 1 : 2)), [B, Tk], { device }),
+        keyMask: T.fromArray(Int32Array.from({ length: B * Tk }, (_, i) => (i === 6 ? 0 : 1)), [B, Tk], { device }),
+        scale: 0.3,
+      }),
+    },
+  ];
+  for (const c of cases) {
+    T.scope(() => {
+      const opts = c.opts(c.B, c.Tk);
+      const q = T.randn([c.B, c.Tq, c.Hq, c.D], { generator: gen, device });
+      const k = T.randn([c.B, c.Tk, c.Hkv, c.D], { generator: gen, device });
+      const v = T.randn([c.B, c.Tk, c.Hkv, c.D], { generator: gen, device });
+      const g = T.randn([c.B, c.Tq, c.Hq, c.D], { generator: gen, device });
+      const [qr, kr, vr] = [q, k, v].map(round) as [T.Tensor, T.Tensor, T.Tensor];
+      for (const t of [q, k, v, qr, kr, vr]) t.requiresGrad = true;
+      const y = T.autocast('bf16', () => T.attention(q, k, v, opts));
+      assert.equal(y.dtype, 'f32', `${c.name}: out dtype`);
+      y.backward(g);
+      const yr = T.attention(qr, kr, vr, opts);  // f32, outside autocast
+      yr.backward(round(g));
+      for (const [what, got, want] of [['out', y, yr], ['dq', q.grad!, qr.grad!], ['dk', k.grad!, kr.grad!], ['dv', v.grad!, vr.grad!]] as const) {
+        assert.equal(got.dtype, 'f32', `${c.name} ${what}: dtype`);
+        const a = got.toArray(), b = want.toArray();
+        for (let i = 0; i < b.length; i++)
+          assert.ok(Math.abs(a[i]! - b[i]!) <= tol * Math.max(1, Math.abs(b[i]!)), `${c.name} ${what}[${i}]: ${a[i]} vs ${b[i]}`);
+      }
+      if (device === 'cpu') {
+        // Off the bf16 grid, so the rounding is real: the unrounded f32 attention differs.
+        const yf = T.attention(q, k, v, opts).toArray(), ym = y.toArray();
+        assert.ok(yf.some((x, i) => x !== ym[i]), `${c.name}: autocast made no difference`);
+      }
+    });
+  }
+});

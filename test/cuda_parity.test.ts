@@ -1161,6 +1161,67 @@ describe(`kernel parity: ${DEVICE} vs cpu`, { skip: SKIP }, () => {
     rep.done(t);
   });
 
+  test('attentionMixed / attentionBackwardMixed (autocast): bf16 q, k, v, dout; f32 out, lse, grads', (t) => {
+    // D 64 and 128 on aligned buffers run the tensor-core kernels (native/cuda/attention_mma.cu),
+    // which round P and dS to bf16 for their second products: 2e-2 of max(1, |cpu|). Other head dims
+    // and misaligned views widen and run the f32 kernels: 1e-5 (1e-4 for long rows).
+    const rep = new Report();
+    interface MixCase {
+      name: string; B: number; Tq: number; Tk: number; Hq: number; Hkv: number; D: number; causal: number;
+      mask?: boolean; docs?: boolean; pad?: number;
+    }
+    const cases: MixCase[] = [
+      { name: 'causal GQA', B: 2, Tq: 100, Tk: 100, Hq: 4, Hkv: 2, D: 64, causal: 1 },
+      { name: 'causal Tq < Tk, keyMask + docs', B: 1, Tq: 70, Tk: 150, Hq: 2, Hkv: 1, D: 128, causal: 1, mask: true, docs: true },
+      { name: 'non-causal MQA, keyMask', B: 2, Tq: 33, Tk: 130, Hq: 4, Hkv: 1, D: 128, causal: 0, mask: true },
+      { name: 'non-causal docs', B: 1, Tq: 64, Tk: 64, Hq: 2, Hkv: 2, D: 64, causal: 0, docs: true },
+      { name: 'long', B: 1, Tq: 300, Tk: 300, Hq: 2, Hkv: 1, D: 128, causal: 1 },
+      { name: 'head dim 80: widened f32 kernels', B: 1, Tq: 40, Tk: 40, Hq: 2, Hkv: 1, D: 80, causal: 1, mask: true },
+      { name: 'misaligned views: widened f32 kernels', B: 1, Tq: 20, Tk: 20, Hq: 2, Hkv: 2, D: 64, causal: 1, pad: 1 },
+      { name: 'Tq = 0: dk = dv = 0', B: 1, Tq: 0, Tk: 5, Hq: 2, Hkv: 1, D: 64, causal: 0 },
+    ];
+    for (const cs of cases) {
+      const { B, Tq, Tk, Hq, Hkv, D, causal } = cs;
+      const scale = 1 / Math.sqrt(D), pad = cs.pad ?? 0;
+      const nq = B * Tq * Hq * D, nkv = B * Tk * Hkv * D;
+      const q = toBf16Array(uniform(nq, -2, 2)), k = toBf16Array(uniform(nkv, -2, 2)), v = toBf16Array(uniform(nkv, -1, 1));
+      const dout = toBf16Array(uniform(nq, -1, 1));
+      const mask = cs.mask ? Int32Array.from(pick(B * Tk, [1, 1, 1, 0, 5])) : null;
+      let docs: Int32Array | null = null;
+      if (cs.docs) {
+        docs = new Int32Array(B * Tk);
+        for (let b = 0; b < B; b++) for (let s = 0; s < Tk; s++) docs[b * Tk + s] = b + Math.floor((s * s) / (Tk * 9));
+      }
+      const mma = (D === 64 || D === 128) && pad === 0 && DEVICE !== 'cpu';
+      const tol = mma ? 2e-2 : Tk >= 256 ? 1e-4 : 1e-5;
+      const name = `attentionMixed ${cs.name} (B ${B}, Tq ${Tq}, Tk ${Tk}, Hq ${Hq}, Hkv ${Hkv}, D ${D}, causal ${causal})`;
+      const fwd = parity(rep, name, (s) => {
+        const qi = s.in(q, pad), ki = s.in(k, pad), vi = s.in(v, pad);
+        const mi = mask ? s.in(mask) : NULL, di = docs ? s.in(docs) : NULL;
+        const o = s.out(nq, F32), lse = s.out(B * Hq * Tq, F32);
+        s.k.attentionMixed(qi.h, qi.o, ki.h, ki.o, vi.h, vi.o, mi.h, mi.o, di.h, di.o, o.h, o.o, lse.h, lse.o, B, Tq, Tk, Hq, Hkv, D, scale, causal);
+        return { out: s.get(o, nq, F32), lse: s.get(lse, B * Hq * Tq, F32) };
+      }, (d, r, c) => {
+        c.close('out', d.out, r.out, tol);
+        c.close('lse', d.lse, r.lse, mma ? 1e-4 : 1e-5);
+      });
+      if (!fwd) continue;
+      parity(rep, `${name} backward`, (s) => {
+        const qi = s.in(q, pad), ki = s.in(k, pad), vi = s.in(v, pad), oi = s.in(fwd.out), li = s.in(fwd.lse), doi = s.in(dout, pad);
+        const mi = mask ? s.in(mask) : NULL, di = docs ? s.in(docs) : NULL;
+        const dq = s.out(nq, F32), dk = s.out(nkv, F32), dv = s.out(nkv, F32);
+        s.k.attentionBackwardMixed(qi.h, qi.o, ki.h, ki.o, vi.h, vi.o, oi.h, oi.o, li.h, li.o, doi.h, doi.o, mi.h, mi.o, di.h, di.o,
+          dq.h, dq.o, dk.h, dk.o, dv.h, dv.o, B, Tq, Tk, Hq, Hkv, D, scale, causal);
+        return { dq: s.get(dq, nq, F32), dk: s.get(dk, nkv, F32), dv: s.get(dv, nkv, F32) };
+      }, (d, r, c) => {
+        c.close('dq', d.dq, r.dq, tol);
+        c.close('dk', d.dk, r.dk, tol);
+        c.close('dv', d.dv, r.dv, tol);
+      });
+    }
+    rep.done(t);
+  });
+
   test('crossEntropy forward/backward: ignoreIndex, label smoothing, masked vocab, bad labels', (t) => {
     const rep = new Report();
     interface CeCase {
@@ -1252,6 +1313,79 @@ describe(`kernel parity: ${DEVICE} vs cpu`, { skip: SKIP }, () => {
           s.k.scaleInplace(xi.h, xi.o, n, sc);
           return s.get(xi, n, F32);
         }, (d, r, c) => c.exact('x', d, r));
+      }
+    }
+    rep.done(t);
+  });
+
+  test('adamwMulti, sumSquaresMulti', (t) => {
+    const rep = new Report();
+    // Tensor sets: empty and one-element tensors, odd tails, both sides of the device's 16384-element
+    // chunks, misaligned views (pad 1: the unvectorized path), and many small tensors (the chunk search).
+    const many = Array.from({ length: 300 }, (_, i) => (i * 37) % 101);
+    const sets: { sizes: number[]; pad: (i: number) => number }[] = [
+      { sizes: [0], pad: () => 0 },
+      { sizes: [1], pad: () => 0 },
+      { sizes: [1, 0, 7, 1000, 65537, 3], pad: () => 0 },
+      { sizes: [(1 << 20) + 5, 13, 16384, 16385, 0, 1, 16383], pad: (i) => (i % 3 === 1 ? 1 : 0) },
+      { sizes: many, pad: (i) => i % 2 },
+    ];
+    const hypers = [
+      { lr: 1e-3, b1: 0.9, b2: 0.999, eps: 1e-8, step: 1, gs: 1 },
+      { lr: 3e-4, b1: 0.8, b2: 0.95, eps: 1e-6, step: 1000, gs: 0.25 },
+    ];
+    const flat = (ps: Ptr[]): (Handle | null | number)[] => ps.flatMap((q) => [q.h, q.o]);
+    for (const { sizes, pad } of sets) {
+      const p = sizes.map((n) => uniform(n, -1, 1)), g = sizes.map((n) => uniform(n, -1, 1, [0], 0.1));
+      const m = sizes.map((n) => uniform(n, -0.1, 0.1)), v = sizes.map((n) => uniform(n, 0, 0.01));
+      const wd = sizes.map((_, i) => [0, 0.01, 0.1][i % 3]!);
+      const label = sizes.length > 10 ? `${sizes.length} tensors` : `[${sizes}]`;
+      for (const h of hypers) {
+        // Each side runs adamwMulti and, on copies, adamw per tensor: the multi kernel must be
+        // bitwise its own backend's per-tensor kernel, and close to the cpu.
+        parity(rep, `adamwMulti ${label} ${JSON.stringify(h)}`, (s) => {
+          const run = () => {
+            const pi = p.map((a, i) => s.in(a, pad(i))), gi = g.map((a, i) => s.in(a, pad(i + 1)));
+            const mi = m.map((a, i) => s.in(a, pad(i))), vi = v.map((a, i) => s.in(a, pad(i + 2)));
+            return { pi, gi, mi, vi };
+          };
+          const a = run(), b = run();
+          s.k.adamwMulti(flat(a.pi), flat(a.gi), flat(a.mi), flat(a.vi), sizes, wd, h.lr, h.b1, h.b2, h.eps, h.step, h.gs);
+          sizes.forEach((n, i) => s.k.adamw(b.pi[i]!.h, b.pi[i]!.o, b.gi[i]!.h, b.gi[i]!.o, b.mi[i]!.h, b.mi[i]!.o, b.vi[i]!.h,
+            b.vi[i]!.o, n, h.lr, h.b1, h.b2, h.eps, wd[i]!, h.step, h.gs));
+          const cat = (ps: Ptr[]): Float32Array => {
+            const out = new Float32Array(sizes.reduce((x, y) => x + y, 0));
+            let off = 0;
+            ps.forEach((q, i) => {
+              out.set(s.get(q, sizes[i]!, F32), off);
+              off += sizes[i]!;
+            });
+            return out;
+          };
+          return { p: cat(a.pi), m: cat(a.mi), v: cat(a.vi), p1: cat(b.pi), m1: cat(b.mi), v1: cat(b.vi) };
+        }, (d, r, c) => {
+          c.close('p', d.p, r.p);
+          c.close('m', d.m, r.m);
+          c.close('v', d.v, r.v);
+          c.bits('p vs per-tensor adamw', d.p, d.p1);
+          c.bits('m vs per-tensor adamw', d.m, d.m1);
+          c.bits('v vs per-tensor adamw', d.v, d.v1);
+        });
+      }
+      for (const specials of [[], [NaN], [Infinity]]) {
+        const xs = sizes.map((n, i) => (specials.length && i === sizes.length - 1 ? withSpecials(n, -3, 3, specials, 0) : uniform(n, -3, 3)));
+        parity(rep, `sumSquaresMulti ${label}${specials.length ? ` with ${specials}` : ''}`, (s) => {
+          const xi = xs.map((a, i) => s.in(a, pad(i)));
+          let each = 0;
+          for (const [i, q] of xi.entries()) each += s.k.sumSquares(q.h, q.o, sizes[i]!);
+          return { multi: s.k.sumSquaresMulti(flat(xi), sizes), each };
+          // Returned in double: compare as one-element arrays; on each side also against the
+          // per-tensor sums (a different summation order on the device, so close, not equal).
+        }, (d, r, c) => {
+          c.close('sum', [d.multi], [r.multi]);
+          c.close('sum vs per-tensor sums', [d.multi], [d.each], 1e-12);
+          c.exact('cpu sum vs per-tensor sums added in order', [r.multi], [r.each]);
+        });
       }
     }
     rep.done(t);

@@ -139,3 +139,23 @@ test('generation frees its cache and temporaries', () => {
   assert.equal(T.memoryStats().liveBytes, live);
   model.dispose();
 });
+
+test('picking on the device (GPU decoding path) agrees with the host sampler', async () => {
+  const { devicePicks } = await import('../src/generate/generate.js');
+  const { pickFromProbs, softmaxRow, checkSampling } = await import('../src/generate/sampler.js');
+  const R = 6, V = 1000;
+  const logits = T.mul(T.randn([R, V], { generator: new T.Generator(5) }), 3);
+  const host = logits.toArray() as Float32Array;
+  let s = 12345;
+  const us = Array.from({ length: R }, () => ((s = (s * 1103515245 + 12345) >>> 0) / 4294967296));
+  for (const temperature of [0, 1, 0.7]) {
+    const o = checkSampling({ temperature });
+    const got = devicePicks(logits, temperature, us);
+    for (let i = 0; i < R; i++) {
+      const want = pickFromProbs(softmaxRow(host.slice(i * V, (i + 1) * V), temperature), o, us[i]!);
+      assert.equal(got[i]!.token, want.token, `T=${temperature} row ${i}`);
+      assert.ok(Math.abs(got[i]!.logprob - want.logprob) < 1e-5, `T=${temperature} row ${i}: logprob ${got[i]!.logprob} vs ${want.logprob}`);
+    }
+  }
+  logits.dispose();
+});

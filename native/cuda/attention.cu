@@ -17,6 +17,9 @@
 namespace temper {
 
 namespace {
+using cuda::bf16;
+using cuda::from_f32;
+using cuda::to_f32;
 
 using cuda::stream;
 using cuda::warp_sum;
@@ -31,22 +34,7 @@ constexpr int KPW = BK / NWK;          // keys per warp when accumulating dk/dv
 constexpr unsigned FULL = 0xffffffffu;
 static_assert(BR == BK, "the dq kernel stages out rows in its K tile");
 
-using bf16 = __nv_bfloat16;
 
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) { return v; }
-// Round to nearest even; a NaN keeps its sign and top payload bits and turns quiet, as the CPU's
-// cast does (the hardware conversion would give the canonical NaN).
-template <>
-__device__ __forceinline__ bf16 from_f32<bf16>(float v) {
-  const unsigned u = __float_as_uint(v);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return __ushort_as_bfloat16((unsigned short)((u >> 16) | 0x40u));
-  return __float2bfloat16_rn(v);
-}
 
 // 4 consecutive elements as one load (16 bytes of f32, 8 of bf16), widened.
 template <typename T>

@@ -30,12 +30,16 @@ class Args {
   explicit Args(const Napi::CallbackInfo& info) : info_(info) {}
   void* ptr() {
     const Napi::Value& v = info_[i_++];
-    int64_t off = info_[i_++].As<Napi::Number>().Int64Value();
-    if (v.IsNull() || v.IsUndefined()) return nullptr;
-    if (!v.IsExternal()) throw Napi::TypeError::New(info_.Env(), "temper native: expected a buffer handle");
-    Buf* b = v.As<Napi::External<Buf>>().Data();
-    if (b->freed) throw Napi::Error::New(info_.Env(), "temper native: buffer used after dispose");
-    return static_cast<char*>(b->data) + off;
+    return at(v, info_[i_++].As<Napi::Number>().Int64Value());
+  }
+  // A flat array [handle0, byteOffset0, handle1, byteOffset1, ...] of `count` pointers.
+  template <typename T>
+  std::vector<T*> ptrs(size_t count) {
+    Napi::Array a = info_[i_++].As<Napi::Array>();
+    if (a.Length() != 2 * count) throw Napi::TypeError::New(info_.Env(), "temper native: expected " + std::to_string(count) + " (handle, offset) pairs");
+    std::vector<T*> out(count);
+    for (uint32_t k = 0; k < count; k++) out[k] = static_cast<T*>(at(a.Get(2 * k), a.Get(2 * k + 1).As<Napi::Number>().Int64Value()));
+    return out;
   }
   float* f32() { return static_cast<float*>(ptr()); }
   int32_t* i32() { return static_cast<int32_t*>(ptr()); }
@@ -56,8 +60,21 @@ class Args {
     for (uint32_t k = 0; k < a.Length(); k++) out[k] = a.Get(k).As<Napi::Number>().Int64Value();
     return out;
   }
+  std::vector<float> fvec() {
+    Napi::Array a = info_[i_++].As<Napi::Array>();
+    std::vector<float> out(a.Length());
+    for (uint32_t k = 0; k < a.Length(); k++) out[k] = (float)a.Get(k).As<Napi::Number>().DoubleValue();
+    return out;
+  }
 
  private:
+  void* at(const Napi::Value& v, int64_t off) {
+    if (v.IsNull() || v.IsUndefined()) return nullptr;
+    if (!v.IsExternal()) throw Napi::TypeError::New(info_.Env(), "temper native: expected a buffer handle");
+    Buf* b = v.As<Napi::External<Buf>>().Data();
+    if (b->freed) throw Napi::Error::New(info_.Env(), "temper native: buffer used after dispose");
+    return static_cast<char*>(b->data) + off;
+  }
   const Napi::CallbackInfo& info_;
   size_t i_ = 0;
 };
@@ -248,6 +265,17 @@ KERNEL(AttentionBackward) {
   auto B = a.i64(); auto Tq = a.i64(); auto Tk = a.i64(); auto Hq = a.i64(); auto Hkv = a.i64(); auto D = a.i64(); float sc = a.f();
   attention_backward_f32(q, k, v, o, lse, dout, km, doc, dq, dk, dv, B, Tq, Tk, Hq, Hkv, D, sc, a.i()); UNDEF;
 }
+KERNEL(AttentionMixed) {  // autocast: bf16 q, k, v -> f32 out
+  Args a(info); void* q = a.ptr(); void* k = a.ptr(); void* v = a.ptr(); auto km = a.i32(); auto doc = a.i32(); auto o = a.f32();
+  auto lse = a.f32(); auto B = a.i64(); auto Tq = a.i64(); auto Tk = a.i64(); auto Hq = a.i64(); auto Hkv = a.i64();
+  auto D = a.i64(); float sc = a.f(); attention_forward_mixed(q, k, v, km, doc, o, lse, B, Tq, Tk, Hq, Hkv, D, sc, a.i()); UNDEF;
+}
+KERNEL(AttentionBackwardMixed) {  // bf16 q, k, v, dout; f32 out, lse and gradients
+  Args a(info); void* q = a.ptr(); void* k = a.ptr(); void* v = a.ptr(); auto o = a.f32(); auto lse = a.f32(); void* dout = a.ptr();
+  auto km = a.i32(); auto doc = a.i32(); auto dq = a.f32(); auto dk = a.f32(); auto dv = a.f32();
+  auto B = a.i64(); auto Tq = a.i64(); auto Tk = a.i64(); auto Hq = a.i64(); auto Hkv = a.i64(); auto D = a.i64(); float sc = a.f();
+  attention_backward_mixed(q, k, v, o, lse, dout, km, doc, dq, dk, dv, B, Tq, Tk, Hq, Hkv, D, sc, a.i()); UNDEF;
+}
 KERNEL(CrossEntropy) {
   Args a(info); void* x = a.ptr(); auto y = a.i32(); auto loss = a.f32(); auto lse = a.f32(); auto N = a.i64(); auto V = a.i64();
   int ig = a.i(); float eps = a.f(); NUM(cross_entropy_forward(x, y, loss, lse, N, V, ig, eps, a.dtype()));
@@ -262,6 +290,20 @@ KERNEL(AdamW) {
   adamw_step_f32(p, g, m, v, n, lr, b1, b2, eps, wd, step, a.f()); UNDEF;
 }
 KERNEL(SumSquares) { Args a(info); auto x = a.f32(); NUM(sum_squares_f32(x, a.i64())); }
+// adamwMulti(p, g, m, v, n, wd, lr, b1, b2, eps, step, gradScale): p..v flat (handle, offset) pair
+// arrays, n and wd arrays of one entry per tensor.
+KERNEL(AdamWMulti) {
+  Args a(info); const size_t count = info[4].As<Napi::Array>().Length();
+  auto p = a.ptrs<float>(count); auto g = a.ptrs<const float>(count); auto m = a.ptrs<float>(count); auto v = a.ptrs<float>(count);
+  auto n = a.vec(); auto wd = a.fvec();
+  if (wd.size() != count) throw Napi::TypeError::New(info.Env(), "temper native: adamwMulti: n and wd differ in length");
+  float lr = a.f(); float b1 = a.f(); float b2 = a.f(); float eps = a.f(); auto step = a.i64();
+  adamw_multi(p.data(), g.data(), m.data(), v.data(), n.data(), wd.data(), (int64_t)count, lr, b1, b2, eps, step, a.f()); UNDEF;
+}
+KERNEL(SumSquaresMulti) {
+  Args a(info); const size_t count = info[1].As<Napi::Array>().Length();
+  auto x = a.ptrs<const float>(count); auto n = a.vec(); NUM(sum_squares_multi(x.data(), n.data(), (int64_t)count));
+}
 KERNEL(ScaleInplace) { Args a(info); auto x = a.f32(); auto n = a.i64(); scale_inplace_f32(x, n, a.f()); UNDEF; }
 
 #ifdef TEMPER_CUDA
@@ -286,8 +328,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("randInt", RandInt); EXPORT("dropout", Dropout); EXPORT("rmsNorm", RmsNorm); EXPORT("rmsNormBackward", RmsNormBackward);
   EXPORT("layerNorm", LayerNorm); EXPORT("layerNormBackward", LayerNormBackward); EXPORT("rotary", Rotary);
   EXPORT("attention", Attention); EXPORT("attentionBackward", AttentionBackward); EXPORT("crossEntropy", CrossEntropy);
+  EXPORT("attentionMixed", AttentionMixed); EXPORT("attentionBackwardMixed", AttentionBackwardMixed);
   EXPORT("crossEntropyBackward", CrossEntropyBackward); EXPORT("adamw", AdamW); EXPORT("sumSquares", SumSquares);
-  EXPORT("scaleInplace", ScaleInplace);
+  EXPORT("scaleInplace", ScaleInplace); EXPORT("adamwMulti", AdamWMulti); EXPORT("sumSquaresMulti", SumSquaresMulti);
 #ifdef TEMPER_CUDA
   EXPORT("deviceCount", DeviceCount); EXPORT("useDevice", UseDevice); EXPORT("synchronize", Synchronize);
   EXPORT("deviceName", DeviceName); EXPORT("allowTf32", AllowTf32);

@@ -157,6 +157,23 @@ void attention_forward(const void* q, const void* k, const void* v, const int32_
   wo.store(out);
 }
 
+void attention_forward_mixed(const void* q, const void* k, const void* v, const int32_t* key_mask,
+                             const int32_t* doc_ids, float* out, float* lse, int64_t B, int64_t Tq, int64_t Tk,
+                             int64_t Hq, int64_t Hkv, int64_t D, float scale, int causal) {
+  Widened wq(q, B * Tq * Hq * D), wk(k, B * Tk * Hkv * D), wv(v, B * Tk * Hkv * D);
+  attention_forward_f32(wq.get(), wk.get(), wv.get(), key_mask, doc_ids, out, lse, B, Tq, Tk, Hq, Hkv, D, scale, causal,
+                        Tk);
+}
+
+void attention_backward_mixed(const void* q, const void* k, const void* v, const float* out, const float* lse,
+                              const void* dout, const int32_t* key_mask, const int32_t* doc_ids, float* dq, float* dk,
+                              float* dv, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                              float scale, int causal) {
+  Widened wq(q, B * Tq * Hq * D), wk(k, B * Tk * Hkv * D), wv(v, B * Tk * Hkv * D), wdo(dout, B * Tq * Hq * D);
+  attention_backward_f32(wq.get(), wk.get(), wv.get(), out, lse, wdo.get(), key_mask, doc_ids, dq, dk, dv, B, Tq, Tk,
+                         Hq, Hkv, D, scale, causal);
+}
+
 int64_t cross_entropy_forward(const void* logits, const int32_t* labels, float* loss, float* lse, int64_t N, int64_t V,
                               int32_t ignore_index, float eps, int dtype) {
   check_dtype(dtype, "cross_entropy");

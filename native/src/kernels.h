@@ -177,6 +177,15 @@ void adamw_step_f32(float* p, const float* g, float* m, float* v, int64_t n, flo
 double sum_squares_f32(const float* x, int64_t n);
 // x *= s in place.
 void scale_inplace_f32(float* x, int64_t n, float s);
+// Multi-tensor forms (one launch per training step on a GPU). The pointer and size arrays are host
+// arrays of `count` entries; the tensors are device memory on CUDA.
+// adamw_step_f32 on each tensor t with weight decay weight_decay[t]: bitwise the per-tensor results.
+void adamw_multi(float* const* p, const float* const* g, float* const* m, float* const* v, const int64_t* n,
+                 const float* weight_decay, int64_t count, float lr, float b1, float b2, float eps, int64_t step,
+                 float grad_scale);
+// Sum over the tensors of their sums of squares, in double. CPU: bitwise the per-tensor
+// sum_squares_f32 added in order from 0. CUDA: one deterministic reduction, one read-back.
+double sum_squares_multi(const float* const* x, const int64_t* n, int64_t count);
 
 // ---- dtype entry points (dtype_dispatch.cc on CPU; native/cuda on GPU) ---------
 // The binding calls these. `dtype` is a cast code: 0 f32, or 3 bf16 = the same op on bf16
@@ -200,6 +209,18 @@ void rotary(const void* x, const int32_t* positions, const float* inv_freq, void
 void attention_forward(const void* q, const void* k, const void* v, const int32_t* key_mask, const int32_t* doc_ids,
                        void* out, float* lse, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
                        float scale, int causal, int64_t kv_capacity, int dtype);
+// Autocast's mixed-precision attention: q, k, v (and dout) are bf16, everything else f32, k/v hold
+// exactly Tk rows per batch entry. The definition (the CPU's) is the f32 kernels on the widened
+// inputs: out (not rounded) and lse as attention_forward_f32; dq, dk, dv (written) as
+// attention_backward_f32 with the widened dout. The GPU's tensor-core kernels round P and dS to
+// bf16 for their second products (as FlashAttention does) and so match it to bf16 tolerance.
+void attention_forward_mixed(const void* q, const void* k, const void* v, const int32_t* key_mask,
+                             const int32_t* doc_ids, float* out, float* lse, int64_t B, int64_t Tq, int64_t Tk,
+                             int64_t Hq, int64_t Hkv, int64_t D, float scale, int causal);
+void attention_backward_mixed(const void* q, const void* k, const void* v, const float* out, const float* lse,
+                              const void* dout, const int32_t* key_mask, const int32_t* doc_ids, float* dq, float* dk,
+                              float* dv, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D,
+                              float scale, int causal);
 int64_t cross_entropy_forward(const void* logits, const int32_t* labels, float* loss, float* lse, int64_t N, int64_t V,
                               int32_t ignore_index, float eps, int dtype);
 

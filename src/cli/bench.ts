@@ -6,6 +6,7 @@ import { TemperError } from '../tensor/index.js';
 import { runOpsBench, OPS_CASES } from '../../bench/ops.js';
 import { runOpsCudaBench, OPS_CUDA_CASES } from '../../bench/ops_cuda.js';
 import { TRAIN_SHAPES, runGenerateBench, runTrainBench, type ShapeName } from '../../bench/models.js';
+import { CUDA_TRAIN_SHAPES, DEFAULT_CUDA_SHAPE, runGenerateCudaBench, runTrainCudaBench } from '../../bench/models_cuda.js';
 import { runSftBench } from '../../bench/sft.js';
 import { runMergeBench } from '../../bench/merge.js';
 
@@ -23,6 +24,15 @@ prints both with the ratio peer_time / temper_time):
              [--shape ${Object.keys(TRAIN_SHAPES).join('|')} (tiny)] [--repeats N (5)]
   generate   batched sampling, 64 sequences x 128 new tokens on the smollm-135m shape,
              temperature 1, KV cache              [--batch B] [--new_tokens N] [--prompt_length P]
+             train/generate --device cuda[:N]: vs transformers on the same GPU ($TEMPER_TORCH_PYTHON,
+             else python3), both built from one config.json, random weights:
+             train: one step, bf16 autocast, AdamW, clip 1.0; tokens/s, ratio, MFU vs the best
+             measured 8192^3 bf16 GEMM (temper's, torch's), peak memory of both
+             [--shape ${Object.keys(CUDA_TRAIN_SHAPES).join('|')} (${DEFAULT_CUDA_SHAPE})]
+             [--batch B (8)] [--seq S (2048)] [--repeats N (10)] [--checkpointing] [--unfused-loss]
+             generate: 256 prompts x 32 tokens -> 256 new tokens, bf16 weights, vs generate with
+             a static cache [--shape ..] [--batch B] [--new_tokens N] [--prompt_length P]
+             [--temperature T (0: greedy)]
   sft        SFT end to end (data, packing, step, logging) on the tiny shape vs the raw
              train step of the same shape in the same run   [--steps N (30)]
   merge      dare_ties of 3 fine-tunes of a smollm-135m-shaped model vs bench/torch_merge.py:
@@ -30,7 +40,7 @@ prints both with the ratio peer_time / temper_time):
 
   --json      one JSON object per line: {"suite","case","temper","peer","peer_name","unit","ratio",...}
   --no-peer   skip PyTorch
-  --device    cpu (default), or cuda / cuda:N for ops
+  --device    cpu (default), or cuda / cuda:N for ops, train and generate
 `;
 
 export async function benchCommand(argv: string[]): Promise<number> {
@@ -45,7 +55,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       repeats: { type: 'string' },
       cases: { type: 'string' },
-      shape: { type: 'string', default: 'tiny' },
+      shape: { type: 'string' },
+      seq: { type: 'string' },
+      checkpointing: { type: 'boolean', default: false },
+      'unfused-loss': { type: 'boolean', default: false },
+      temperature: { type: 'string' },
       batch: { type: 'string' },
       new_tokens: { type: 'string' },
       prompt_length: { type: 'string' },
@@ -57,11 +71,12 @@ export async function benchCommand(argv: string[]): Promise<number> {
   });
   const device = values.device!;
   if (device !== 'cpu' && !/^cuda(:\d+)?$/.test(device)) throw new TemperError(`bench: unknown --device "${device}" (use cpu, cuda or cuda:N)`);
-  if (device !== 'cpu' && ['train', 'generate', 'sft', 'merge'].includes(suite))
-    throw new TemperError(
-      `bench ${suite}: --device ${device} is not supported yet; only \`temper bench ops\` runs on CUDA. ` +
-        'CUDA training and generation benches come with the fused kernels issue.',
-    );
+  if (device !== 'cpu' && ['sft', 'merge'].includes(suite))
+    throw new TemperError(`bench ${suite}: --device ${device} is not supported; ops, train and generate run on CUDA.`);
+  if (device === 'cpu') {
+    const cudaOnly = (['seq', 'checkpointing', 'unfused-loss', 'temperature'] as const).filter((k) => values[k] !== undefined && values[k] !== false);
+    if (cudaOnly.length) throw new TemperError(`bench ${suite}: ${cudaOnly.map((k) => `--${k}`).join(', ')} apply with --device cuda only`);
+  }
   const posInt = (name: string, s: string | undefined, dflt: number): number => {
     if (s === undefined) return dflt;
     const n = Number(s);
@@ -89,11 +104,30 @@ export async function benchCommand(argv: string[]): Promise<number> {
       });
       return 0;
     case 'train': {
+      if (device !== 'cpu') {
+        runTrainCudaBench({
+          device, shape: values.shape ?? DEFAULT_CUDA_SHAPE, json: values.json!, repeats: posInt('repeats', values.repeats, 10), peer,
+          batch: values.batch === undefined ? undefined : posInt('batch', values.batch, 8),
+          seq: values.seq === undefined ? undefined : posInt('seq', values.seq, 2048),
+          checkpointing: values.checkpointing!, fusedLoss: !values['unfused-loss'],
+        });
+        return 0;
+      }
+      values.shape ??= 'tiny';
       if (!(values.shape! in TRAIN_SHAPES)) throw new TemperError(`bench train: unknown --shape '${values.shape}' (${Object.keys(TRAIN_SHAPES).join(', ')})`);
       runTrainBench(values.shape as ShapeName, { json: values.json!, repeats: posInt('repeats', values.repeats, 5), peer });
       return 0;
     }
     case 'generate':
+      if (device !== 'cpu') {
+        const temperature = values.temperature === undefined ? 0 : Number(values.temperature);
+        if (!(temperature >= 0)) throw new TemperError(`bench: --temperature must be a number >= 0, got '${values.temperature}'`);
+        runGenerateCudaBench({
+          device, shape: values.shape ?? DEFAULT_CUDA_SHAPE, json: values.json!, peer, temperature,
+          batch: posInt('batch', values.batch, 256), newTokens: posInt('new_tokens', values.new_tokens, 256), promptLength: posInt('prompt_length', values.prompt_length, 32),
+        });
+        return 0;
+      }
       runGenerateBench({
         json: values.json!, repeats: 1, peer,
         batch: posInt('batch', values.batch, 64), newTokens: posInt('new_tokens', values.new_tokens, 128), promptLength: posInt('prompt_length', values.prompt_length, 32),

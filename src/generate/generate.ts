@@ -3,9 +3,9 @@
 // finish (a stop token, a stop string, or max_new_tokens) are dropped from the cache
 // once enough have finished, so they stop costing compute. Each row draws from its own
 // seeded stream, so a row's sample does not depend on the other rows of the batch.
-import { TemperError, fromArray, mul, noGrad, scope, softmax, type Tensor } from '../tensor/index.js';
+import { TemperError, argmax, cumsum, fromArray, gather, gt, max, mul, noGrad, reshape, scope, slice, softmax, toDType, type Tensor } from '../tensor/index.js';
 import { defaultPositionIds, type CausalLM } from '../models/index.js';
-import { applyRepetitionPenalty, checkSampling, pickFromProbs, softmaxRow, type SamplingOptions } from './sampler.js';
+import { applyRepetitionPenalty, checkSampling, pickFromProbs, softmaxRow, type Pick, type SamplingOptions } from './sampler.js';
 
 /** What generation needs from a tokenizer: decoding, for text and stop strings. */
 export interface Decoder {
@@ -97,20 +97,30 @@ export function generate(model: CausalLM, prompts: number[][], opts: GenerateOpt
       });
     });
     const penalize = sampling.repetitionPenalty !== 1;
+    // On a GPU, plain greedy or temperature sampling picks on the device and reads back two
+    // numbers per row instead of the (rows, V) probabilities.
+    const onDevice = model.device !== 'cpu' && !penalize && sampling.topK === 0 && sampling.topP === 1 && sampling.minP === 0;
     for (let step = 0; step < maxNew; step++) {
       // Without a repetition penalty the batch softmax runs natively; with one, the penalty
       // edits host logits first and the softmax follows on the host.
-      const host = (penalize ? logits.toArray() : scope(() => softmax(mul(logits, 1 / (sampling.temperature || 1)), -1).toArray())) as Float32Array;
+      let host: Float32Array | null = null, picks: Pick[] | null = null;
+      if (onDevice) picks = devicePicks(logits, sampling.temperature, rows.map((b) => (done[b] ? 0 : streams[b]!())));
+      else host = (penalize ? logits.toArray() : scope(() => softmax(mul(logits, 1 / (sampling.temperature || 1)), -1).toArray())) as Float32Array;
       logits.dispose();
       const last = new Int32Array(rows.length);
       rows.forEach((b, i) => {
         if (done[b]) return;
-        let row = host.subarray(i * V, (i + 1) * V);
-        if (penalize) {
-          applyRepetitionPenalty(row, [...prompts[b]!, ...out[b]!.tokens], sampling.repetitionPenalty);
-          row = softmaxRow(row, sampling.temperature);
+        let pick: Pick;
+        if (picks) pick = picks[i]!;
+        else {
+          let row = host!.subarray(i * V, (i + 1) * V);
+          if (penalize) {
+            applyRepetitionPenalty(row, [...prompts[b]!, ...out[b]!.tokens], sampling.repetitionPenalty);
+            row = softmaxRow(row, sampling.temperature);
+          }
+          pick = pickFromProbs(row, sampling, streams[b]!());
         }
-        const { token, logprob } = pickFromProbs(row, sampling, streams[b]!());
+        const { token, logprob } = pick;
         const g = out[b]!;
         g.tokens.push(token);
         g.logprobs.push(logprob);
@@ -136,6 +146,34 @@ export function generate(model: CausalLM, prompts: number[][], opts: GenerateOpt
     }
     if (opts.tokenizer) for (const g of out) g.text = completionText(opts.tokenizer, g, stopIds, stopStrings);
     return out;
+  });
+}
+
+/**
+ * pickFromProbs for every row at once, on the logits' device: greedy takes the first most
+ * likely token; sampling takes the first token whose cumulative probability exceeds u * mass
+ * (inverse CDF, u from the row's stream). Only tokens and their probabilities come back. @internal
+ */
+export function devicePicks(logits: Tensor, temperature: number, us: number[]): Pick[] {
+  return scope(() => {
+    const [R, V] = logits.shape as [number, number];
+    const probs = softmax(mul(logits.dtype === 'f32' ? logits : toDType(logits, 'f32'), 1 / (temperature || 1)), -1);
+    let token: Tensor, p: Tensor;
+    if (temperature === 0) {
+      token = argmax(probs, -1);
+      p = max(probs, -1);
+    } else {
+      const cdf = cumsum(probs, -1);
+      // Just below the total, so the last token with any mass is always reached despite rounding.
+      const target = mul(slice(cdf, 1, V - 1, V), fromArray(Float32Array.from(us, (u) => u * (1 - 2 ** -23)), [R, 1], { device: logits.device }));
+      token = argmax(toDType(gt(cdf, target), 'f32'), -1);
+      p = reshape(gather(probs, 1, reshape(token, [R, 1])), [R]);
+    }
+    const tokens = token.toArray(), ps = p.toArray();
+    return Array.from(tokens, (t, i) => {
+      if (!(ps[i]! > 0)) throw new TemperError('sampling: the probabilities are all zero or NaN (NaN logits?)');
+      return { token: t, logprob: Math.log(ps[i]!) };
+    });
   });
 }
 

@@ -68,6 +68,13 @@ export interface Kernels {
   attentionBackward(q: P, qo: O, k: P, ko: O, v: P, vo: O, out: P, oo: O, lse: P, lo: O, dout: P, doo: O,
     keyMask: P, kmo: O, docIds: P, dio: O, dq: P, dqo: O, dk: P, dko: O, dv: P, dvo: O, B: number, Tq: number,
     Tk: number, Hq: number, Hkv: number, D: number, scale: number, causal: number): void;
+  /** Autocast attention: bf16 q, k, v (Tk rows each) -> f32 out and lse. */
+  attentionMixed(q: P, qo: O, k: P, ko: O, v: P, vo: O, keyMask: P, kmo: O, docIds: P, dio: O, out: P, oo: O, lse: P,
+    lo: O, B: number, Tq: number, Tk: number, Hq: number, Hkv: number, D: number, scale: number, causal: number): void;
+  /** Its backward: bf16 q, k, v, dout; f32 out, lse -> f32 dq, dk, dv. */
+  attentionBackwardMixed(q: P, qo: O, k: P, ko: O, v: P, vo: O, out: P, oo: O, lse: P, lo: O, dout: P, doo: O,
+    keyMask: P, kmo: O, docIds: P, dio: O, dq: P, dqo: O, dk: P, dko: O, dv: P, dvo: O, B: number, Tq: number,
+    Tk: number, Hq: number, Hkv: number, D: number, scale: number, causal: number): void;
   crossEntropy(x: P, xo: O, labels: P, lo: O, loss: P, lso: O, lse: P, leo: O, N: number, V: number,
     ignoreIndex: number, eps: number, dtypeCode?: number): number;
   crossEntropyBackward(x: P, xo: O, labels: P, lo: O, lse: P, leo: O, g: P, go: O, dx: P, dxo: O, N: number,
@@ -76,6 +83,11 @@ export interface Kernels {
     eps: number, wd: number, step: number, gradScale: number): void;
   sumSquares(x: P, xo: O, n: number): number;
   scaleInplace(x: P, xo: O, n: number, s: number): void;
+  /** adamw over many tensors in one call; p, g, m, v are flat [handle, offset, handle, offset, ...] lists. */
+  adamwMulti(p: (P | O)[], g: (P | O)[], m: (P | O)[], v: (P | O)[], n: number[], wd: number[], lr: number, b1: number,
+    b2: number, eps: number, step: number, gradScale: number): void;
+  /** The sum of sumSquares over many tensors (x a flat [handle, offset, ...] list), in one call. */
+  sumSquaresMulti(x: (P | O)[], n: number[]): number;
 }
 
 /** 'cuda' is 'cuda:0'; tensors always report the indexed form. */

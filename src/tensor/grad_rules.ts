@@ -114,9 +114,15 @@ function attentionRule(n: GradNode, g: Tensor): (Tensor | null)[] {
   const dq = Tensor.empty(q.shape, 'f32', q.device);
   const dk = Tensor.empty(k.shape, 'f32', q.device);
   const dv = Tensor.empty(v.shape, 'f32', q.device);
-  kernelsFor(q.device).attentionBackward(q.handle, q.byteOffset, k.handle, k.byteOffset, v.handle, v.byteOffset, out.handle, out.byteOffset,
-    lse.handle, lse.byteOffset, g.handle, g.byteOffset, km?.handle ?? null, km?.byteOffset ?? 0, doc?.handle ?? null, doc?.byteOffset ?? 0,
-    dq.handle, 0, dk.handle, 0, dv.handle, 0, B, Tq, Tk, Hq, Hkv, D, p<number>(n, 'scale'), p<boolean>(n, 'causal') ? 1 : 0);
+  // Autocast saved bf16 q, k, v (f32 out): the gradient rounds to bf16 too, the results are f32.
+  const mixed = p<boolean | undefined>(n, 'mixed') === true;
+  const gk = mixed ? toDType(g, 'bf16') : g;
+  const k_ = kernelsFor(q.device);
+  (mixed ? k_.attentionBackwardMixed : k_.attentionBackward)(q.handle, q.byteOffset, k.handle, k.byteOffset, v.handle, v.byteOffset,
+    out.handle, out.byteOffset, lse.handle, lse.byteOffset, gk.handle, gk.byteOffset, km?.handle ?? null, km?.byteOffset ?? 0,
+    doc?.handle ?? null, doc?.byteOffset ?? 0, dq.handle, 0, dk.handle, 0, dv.handle, 0, B, Tq, Tk, Hq, Hkv, D, p<number>(n, 'scale'),
+    p<boolean>(n, 'causal') ? 1 : 0);
+  if (gk !== g) gk.dispose();
   return [dq, dk, dv];
 }
 

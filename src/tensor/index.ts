@@ -17,5 +17,5 @@ export { indexSelect, embedding, gather, scatterAdd, oneHot } from './ops/index.
 export { softmax, logSoftmax, cumsum, sort, topk, dropout } from './ops/nn.js';
 export { rmsNorm, layerNorm, rotary, attention, crossEntropy, type AttentionOptions, type CrossEntropyOptions } from './ops/fused.js';
 export { linearCrossEntropy, tokenLogprobs, type LinearCrossEntropyOptions } from './ops/linear_cross_entropy.js';
-export { adamwStep, clipGradNorm, globalNorm, scaleInplace, type AdamWStepOptions } from './ops/optim.js';
+export { adamwStep, adamwStepMulti, clipGradNorm, globalNorm, scaleInplace, type AdamWStepOptions, type AdamWStepMultiOptions } from './ops/optim.js';
 export { checkpoint } from './checkpoint.js';

@@ -107,8 +107,9 @@ export function isGradEnabled(): boolean {
 /**
  * Mixed precision, as torch.autocast(dtype=torch.bfloat16): inside fn, matmul (and linear) of
  * f32 operands rounds them to bf16, multiplies on bf16 tensor cores with f32 accumulation and
- * returns f32, and its backward does the same. Everything else (norms, softmax, losses,
- * optimizer, the parameters themselves) stays f32. `null` turns it off inside fn.
+ * returns f32, and its backward does the same; so does fused attention (q, k, v and its incoming
+ * gradient rounded, f32 out and gradients). Everything else (norms, softmax, losses, optimizer,
+ * the parameters themselves) stays f32. `null` turns it off inside fn.
  */
 export function autocast<T>(dtype: 'bf16' | null, fn: () => T): T {
   return als.run({ ...ctx(), autocast: dtype }, fn);

@@ -1,8 +1,9 @@
 // AdamW over named parameters, as transformers' Trainer builds it: decoupled weight decay
 // on matrices and embeddings, none on biases and norm weights (1-d tensors); state by
 // parameter name so checkpoints survive a change of parameter order. The update itself
-// is the fused native `adamwStep`. Not a scheduler (schedule.ts) and not clipping.
-import { TemperError, adamwStep, keep, zerosLike, type Tensor } from '../tensor/index.js';
+// is the fused native `adamwStepMulti` (all parameters in one call). Not a scheduler
+// (schedule.ts) and not clipping.
+import { TemperError, adamwStepMulti, keep, zerosLike, type Tensor } from '../tensor/index.js';
 
 export interface AdamWConfig {
   lr: number;
@@ -47,14 +48,18 @@ export class AdamW implements Disposable {
     this.step++;
     const c = this.config;
     const noDecay = c.noDecay ?? defaultNoDecay;
+    const ps: Tensor[] = [], gs: Tensor[] = [], ms: Tensor[] = [], vs: Tensor[] = [], wds: number[] = [];
     for (const [name, p] of this.params) {
       if (!p.grad) continue;
       const s = this.slot(name, p);
-      adamwStep(p, p.grad, s.m, s.v, {
-        lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, step: this.step, gradScale,
-        weightDecay: noDecay(name, p) ? 0 : c.weightDecay ?? 0,
-      });
+      ps.push(p);
+      gs.push(p.grad);
+      ms.push(s.m);
+      vs.push(s.v);
+      wds.push(noDecay(name, p) ? 0 : c.weightDecay ?? 0);
     }
+    // One call per device (one kernel launch on a GPU), bitwise the per-parameter adamwStep.
+    adamwStepMulti(ps, gs, ms, vs, { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, step: this.step, gradScale, weightDecay: wds });
   }
 
   /** Moments by name (`<name>.exp_avg`, `<name>.exp_avg_sq`) for a checkpoint. */

@@ -9,7 +9,7 @@ import { FLOATS, check, empty, kern, sameDType, sameDevice } from './util.js';
 import { toDType } from './creation.js';
 import { div } from './elementwise.js';
 import { reshape } from './shape.js';
-import { isGradEnabled } from '../scope.js';
+import { autocastDtype, isGradEnabled } from '../scope.js';
 import { sum } from './reduce.js';
 
 function lastDimMatches(op: string, x: Tensor, w: Tensor, name: string): number {
@@ -105,7 +105,8 @@ export interface AttentionOptions {
 /**
  * Scaled dot-product attention with grouped-query heads, blocked with an online softmax
  * (memory does not grow with T^2). q (B, Tq, Hq, D), k/v (B, Tk, Hkv, D) -> (B, Tq, Hq, D).
- * A query row that sees no key returns 0.
+ * A query row that sees no key returns 0. Inside `autocast('bf16', …)` (without kvLength), f32
+ * q, k, v are rounded to bf16 and the result is f32 (mixed precision, tensor cores on CUDA).
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   for (const [t, n] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) check('attention', t, n, FLOATS);
@@ -137,6 +138,20 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   sameDevice('attention', q, k, v, km, doc);
   const causal = opts.causal ?? true;
   const scale = opts.scale ?? 1 / Math.sqrt(D);
+  if (q.dtype === 'f32' && autocastDtype() === 'bf16' && opts.kvLength === undefined) {
+    // Mixed precision: bf16-rounded q, k, v in, f32 out; the backward reuses the rounded copies.
+    const [q16, k16, v16] = [q, k, v].map((t) => toDType(t, 'bf16')) as [Tensor, Tensor, Tensor];
+    const out = empty(q.shape, 'f32', q);
+    const lse = empty([B, Hq, Tq], 'f32', q);
+    kern(q).attentionMixed(q16.handle, 0, k16.handle, 0, v16.handle, 0, km?.handle ?? null, km?.byteOffset ?? 0,
+      doc?.handle ?? null, doc?.byteOffset ?? 0, out.handle, 0, lse.handle, 0, B, Tq, Tk, Hq, Hkv, D, scale, causal ? 1 : 0);
+    const saved = [q16, k16, v16, out, lse];
+    if (km) saved.push(km);
+    if (doc) saved.push(doc);
+    record('attention', [q, k, v], out, saved, { scale, causal, hasMask: !!km, hasDoc: !!doc, mixed: true });
+    for (const t of [q16, k16, v16, lse, ...masks]) t.dispose();
+    return out;
+  }
   const out = empty(q.shape, q.dtype, q);
   const lse = empty([B, Hq, Tq], 'f32', q);
   kern(q).attention(q.handle, q.byteOffset, k.handle, k.byteOffset, v.handle, v.byteOffset, km?.handle ?? null, km?.byteOffset ?? 0,
