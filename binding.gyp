@@ -19,6 +19,7 @@
         "native/src/attention.cc",
         "native/src/cross_entropy.cc",
         "native/src/optim.cc",
+        "native/src/swiglu.cc",
         "native/src/dtype_dispatch.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

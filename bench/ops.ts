@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/tensor/index.js';
 import { envSetByTemper } from '../src/tensor/backend.js';
-import type { Tensor } from '../src/tensor/index.js';
+import type { Device, Tensor } from '../src/tensor/index.js';
 
 export const OPS_CASES = ['matmul_1024', 'attention_T256', 'attention_T1024', 'rms_norm', 'rotary', 'cross_entropy', 'adamw_10M'] as const;
 type CaseName = (typeof OPS_CASES)[number];
@@ -13,8 +13,9 @@ type CaseName = (typeof OPS_CASES)[number];
 /** Builds the inputs once and returns one timed iteration (forward + backward). */
 type Case = () => { step: () => void; cleanup: () => void };
 
-function fwdBwd(leaves: Tensor[], fwd: () => Tensor, gradShape?: readonly number[]): { step: () => void; cleanup: () => void } {
-  const upstream = gradShape ? T.randn(gradShape, { generator: new T.Generator(7) }) : null;
+/** A timed step: forward, backward with a fixed upstream gradient, grads freed; cleanup frees the leaves. */
+export function fwdBwd(leaves: Tensor[], fwd: () => Tensor, gradShape?: readonly number[], device: Device = 'cpu'): { step: () => void; cleanup: () => void } {
+  const upstream = gradShape ? T.randn(gradShape, { generator: new T.Generator(7), device }) : null;
   return {
     step: () =>
       T.scope(() => {

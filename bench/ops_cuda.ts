@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/tensor/index.js';
 import type { Device, Tensor } from '../src/tensor/index.js';
-import { median, peerEnv } from './ops.js';
+import { fwdBwd, median, peerEnv } from './ops.js';
 
 const MM = 4096;
 const MM_FLOPS = 2 * MM ** 3;
@@ -37,22 +37,6 @@ interface Built {
   inner?: number;
 }
 type Case = (dev: Device) => Built;
-
-function fwdBwd(dev: Device, leaves: Tensor[], fwd: () => Tensor, gradShape?: readonly number[]): Built {
-  const upstream = gradShape ? T.randn(gradShape, { generator: new T.Generator(7), device: dev }) : null;
-  return {
-    step: () =>
-      T.scope(() => {
-        const y = fwd();
-        y.backward(upstream ?? undefined);
-        for (const l of leaves) l.zeroGrad();
-      }),
-    cleanup: () => {
-      upstream?.dispose();
-      for (const l of leaves) l.dispose();
-    },
-  };
-}
 
 const gen = () => new T.Generator(0);
 
@@ -95,14 +79,14 @@ const CASES: { [C in CaseName]: Case } = {
     const q = T.randn([B, Tn, H, D], { generator: g, device: dev, requiresGrad: true });
     const k = T.randn([B, Tn, H, D], { generator: g, device: dev, requiresGrad: true });
     const v = T.randn([B, Tn, H, D], { generator: g, device: dev, requiresGrad: true });
-    return fwdBwd(dev, [q, k, v], () => T.attention(q, k, v, { causal: true }), [B, Tn, H, D]);
+    return fwdBwd([q, k, v], () => T.attention(q, k, v, { causal: true }), [B, Tn, H, D], dev);
   },
   cross_entropy_152k: (dev) => {
     const [N, V] = [8192, 151936];
     const g = gen();
     const logits = T.randn([N, V], { generator: g, device: dev, requiresGrad: true });
     const labels = T.randint(0, V, [N], { generator: g, device: dev });
-    const c = fwdBwd(dev, [logits], () => T.crossEntropy(logits, labels));
+    const c = fwdBwd([logits], () => T.crossEntropy(logits, labels), undefined, dev);
     return { step: c.step, cleanup: () => (c.cleanup(), labels.dispose()) };
   },
   adamw_500M: (dev) => {
@@ -123,19 +107,19 @@ const CASES: { [C in CaseName]: Case } = {
     const g = gen();
     const x = T.randn([N, C], { generator: g, device: dev, requiresGrad: true });
     const w = T.randn([C], { generator: g, device: dev, mean: 1, std: 0.1, requiresGrad: true });
-    return fwdBwd(dev, [x, w], () => T.rmsNorm(x, w, 1e-6), [N, C]);
+    return fwdBwd([x, w], () => T.rmsNorm(x, w, 1e-6), [N, C], dev);
   },
   softmax: (dev) => {
     const [N, C] = [16384, 8192];
     const x = T.randn([N, C], { generator: gen(), device: dev, requiresGrad: true });
-    return fwdBwd(dev, [x], () => T.softmax(x, -1), [N, C]);
+    return fwdBwd([x], () => T.softmax(x, -1), [N, C], dev);
   },
   rotary: (dev) => {
     const [B, Tn, H, D] = [8, 2048, 16, 64];
     const x = T.randn([B, Tn, H, D], { generator: gen(), device: dev, requiresGrad: true });
     const pos = T.fromArray(Int32Array.from({ length: B * Tn }, (_, i) => i % Tn), [B, Tn], { device: dev });
     const inv = T.fromArray(Float32Array.from({ length: D / 2 }, (_, i) => 1 / Math.pow(10000, (2 * i) / D)), [D / 2], { device: dev });
-    const c = fwdBwd(dev, [x], () => T.rotary(x, pos, inv), [B, Tn, H, D]);
+    const c = fwdBwd([x], () => T.rotary(x, pos, inv), [B, Tn, H, D], dev);
     return { step: c.step, cleanup: () => (c.cleanup(), pos.dispose(), inv.dispose()) };
   },
   silu_mul: (dev) => {
@@ -143,19 +127,19 @@ const CASES: { [C in CaseName]: Case } = {
     const g = gen();
     const a = T.randn([N, C], { generator: g, device: dev, requiresGrad: true });
     const b = T.randn([N, C], { generator: g, device: dev, requiresGrad: true });
-    return fwdBwd(dev, [a, b], () => T.mul(T.silu(a), b), [N, C]);
+    return fwdBwd([a, b], () => T.mul(T.silu(a), b), [N, C], dev);
   },
   add_bcast: (dev) => {
     const [N, C] = [16384, 8192];
     const g = gen();
     const a = T.randn([N, C], { generator: g, device: dev, requiresGrad: true });
     const b = T.randn([C], { generator: g, device: dev, requiresGrad: true });
-    return fwdBwd(dev, [a, b], () => T.add(a, b), [N, C]);
+    return fwdBwd([a, b], () => T.add(a, b), [N, C], dev);
   },
   sum_rows: (dev) => {
     const [N, C] = [16384, 8192];
     const x = T.randn([N, C], { generator: gen(), device: dev, requiresGrad: true });
-    return fwdBwd(dev, [x], () => T.sum(x, -1), [N]);
+    return fwdBwd([x], () => T.sum(x, -1), [N], dev);
   },
 };
 

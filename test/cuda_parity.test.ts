@@ -412,6 +412,36 @@ describe(`kernel parity: ${DEVICE} vs cpu`, { skip: SKIP }, () => {
     rep.done(t);
   });
 
+  test('swiglu (f32, bf16) and swigluBackward: special values, odd sizes, offset views', (t) => {
+    const rep = new Report();
+    const specials = [NaN, Infinity, -Infinity, 0, -0, 1e-30, -1e-30, 0.5, -0.5, 20, -20, 88, -88, 88.8, -104, 100, -100];
+    for (const n of [1, 7, 33, 1000, 100003]) {
+      const gate = withSpecials(n, -8, 8, specials), up = withSpecials(n, -3, 3, [NaN, Infinity, 0, -0], 0.02);
+      const g = uniform(n, -2, 2);
+      const pad = n === 33 || n === 1000 ? 1 : 0; // misaligned views take the scalar path
+      const tag = `n=${n}${pad ? ' offset 1' : ''}`;
+      parity(rep, `swiglu f32 ${tag}`, (s) => {
+        const gi = s.in(gate, pad), ui = s.in(up, pad), o = s.out(n, F32, pad);
+        s.k.swiglu(gi.h, gi.o, ui.h, ui.o, o.h, o.o, n, 0);
+        return s.get(o, n, F32);
+      }, (d, r, c) => c.close('out', d, r));
+      parity(rep, `swiglu bf16 ${tag}`, (s) => {
+        const gi = s.in(toBf16Array(gate), pad), ui = s.in(toBf16Array(up), pad), o = s.out(n, U16, pad);
+        s.k.swiglu(gi.h, gi.o, ui.h, ui.o, o.h, o.o, n, 3);
+        return s.get(o, n, U16);
+      }, (d, r, c) => c.close('out', fromBf16Array(d), fromBf16Array(r), 2 ** -8));
+      parity(rep, `swigluBackward ${tag}`, (s) => {
+        const gi = s.in(gate, pad), ui = s.in(up), dyi = s.in(g, pad), dg = s.out(n, F32, pad), du = s.out(n, F32);
+        s.k.swigluBackward(gi.h, gi.o, ui.h, ui.o, dyi.h, dyi.o, dg.h, dg.o, du.h, du.o, n);
+        return { dgate: s.get(dg, n, F32), dup: s.get(du, n, F32) };
+      }, (d, r, c) => {
+        c.close('dgate', d.dgate, r.dgate);
+        c.close('dup', d.dup, r.dup);
+      });
+    }
+    rep.done(t);
+  });
+
   test('clamp: bounds incl. infinite and lo > hi, NaN kept', (t) => {
     const rep = new Report();
     for (const n of [1, 37, 100003]) {
@@ -1033,6 +1063,84 @@ describe(`kernel parity: ${DEVICE} vs cpu`, { skip: SKIP }, () => {
           c.close('dx', d.dx, r.dx);
           c.close('dw', d.dw, r.dw);
           if (d.db && r.db) c.close('db', d.db, r.db);
+        });
+      }
+    }
+    rep.done(t);
+  });
+
+  test('addRmsNorm (f32, bf16) and addRmsNormBackward (with and without gSum)', (t) => {
+    // Also on each side: the fused kernels against that backend's own unfused chain (binary add,
+    // rmsNorm; rmsNormBackward, binary add), which they match bitwise (the same row math and
+    // reduction order, the same roundings).
+    const rep = new Report();
+    const eps = 1e-6;
+    for (const { N, C, pad } of [
+      { N: 1, C: 1 },
+      { N: 7, C: 13 },
+      { N: 33, C: 1000 },
+      { N: 5, C: 4099, pad: 1 },
+      { N: 64, C: 192, pad: 1 },
+      { N: 1000, C: 64 },
+      { N: 3, C: 8192 },
+    ] as { N: number; C: number; pad?: number }[]) {
+      const n = N * C, p = pad ?? 0, st = [C, 1], sh = [N, C];
+      const x = uniform(n, -2, 2), r = uniform(n, -2, 2);
+      if (N >= 7) {
+        x.fill(0, 2 * C, 3 * C); // a zero row: rstd = 1/sqrt(eps)
+        r.fill(0, 2 * C, 3 * C);
+        for (let i = 4 * C; i < 5 * C; i++) r[i] = -x[i]!; // a row that cancels to zero
+      }
+      const w = uniform(C, 0.5, 1.5), dy = uniform(n, -1, 1), gs = uniform(n, -1, 1);
+      const shape = `(N ${N}, C ${C})${p ? ' offsets 1' : ''}`;
+      const fwd = parity(rep, `addRmsNorm f32 ${shape}`, (s) => {
+        const xi = s.in(x, p), ri = s.in(r, p), wi = s.in(w, p), sum = s.out(n, F32, p), y = s.out(n, F32, p), rstd = s.out(N, F32);
+        s.k.addRmsNorm(xi.h, xi.o, ri.h, ri.o, wi.h, wi.o, sum.h, sum.o, y.h, y.o, rstd.h, rstd.o, N, C, eps);
+        const sum1 = s.out(n, F32, p), y1 = s.out(n, F32, p), rstd1 = s.out(N, F32);
+        s.k.binary(0, xi.h, xi.o, st, ri.h, ri.o, st, sum1.h, sum1.o, sh);
+        s.k.rmsNorm(sum1.h, sum1.o, wi.h, wi.o, y1.h, y1.o, rstd1.h, rstd1.o, N, C, eps);
+        return {
+          sum: s.get(sum, n, F32), y: s.get(y, n, F32), rstd: s.get(rstd, N, F32),
+          sum1: s.get(sum1, n, F32), y1: s.get(y1, n, F32), rstd1: s.get(rstd1, N, F32),
+        };
+      }, (d, r, c) => {
+        c.bits('sum', d.sum, r.sum);
+        c.close('y', d.y, r.y);
+        c.close('rstd', d.rstd, r.rstd);
+        for (const [side, o] of [[DEVICE, d], ['cpu', r]] as const) {
+          c.bits(`sum vs binary add on ${side}`, o.sum, o.sum1);
+          c.bits(`y vs add + rmsNorm on ${side}`, o.y, o.y1);
+          c.bits(`rstd vs add + rmsNorm on ${side}`, o.rstd, o.rstd1);
+        }
+      });
+      const x16 = toBf16Array(x), r16 = toBf16Array(r), w16 = toBf16Array(w);
+      parity(rep, `addRmsNorm bf16 ${shape}`, (s) => {
+        const xi = s.in(x16, p), ri = s.in(r16, p), wi = s.in(w16, p), sum = s.out(n, U16, p), y = s.out(n, U16, p), rstd = s.out(N, F32);
+        s.k.addRmsNorm(xi.h, xi.o, ri.h, ri.o, wi.h, wi.o, sum.h, sum.o, y.h, y.o, rstd.h, rstd.o, N, C, eps, 3);
+        return { sum: s.get(sum, n, U16), y: s.get(y, n, U16), rstd: s.get(rstd, N, F32) };
+      }, (d, r, c) => {
+        c.bf16('sum', d.sum, r.sum); // one f32 add of bf16 values, one rounding: exact on both
+        c.close('y', fromBf16Array(d.y), fromBf16Array(r.y), 2 ** -7); // an rstd 1 ulp apart may flip a bf16 rounding
+        c.close('rstd', d.rstd, r.rstd);
+      });
+      if (!fwd) continue;
+      for (const withSum of [true, false]) {
+        parity(rep, `addRmsNormBackward ${shape}${withSum ? '' : ' gSum null'}`, (s) => {
+          const si = s.in(fwd.sum, p), wi = s.in(w, p), ri = s.in(fwd.rstd), dyi = s.in(dy, p), gsi = withSum ? s.in(gs, p) : NULL;
+          const dx = s.out(n, F32, p), dw = s.out(C, F32);
+          s.k.addRmsNormBackward(si.h, si.o, wi.h, wi.o, ri.h, ri.o, dyi.h, dyi.o, gsi.h, gsi.o, dx.h, dx.o, dw.h, dw.o, N, C);
+          const dx0 = s.out(n, F32, p), dw0 = s.out(C, F32), dx1 = s.out(n, F32, p);
+          s.k.rmsNormBackward(si.h, si.o, wi.h, wi.o, ri.h, ri.o, dyi.h, dyi.o, dx0.h, dx0.o, dw0.h, dw0.o, N, C);
+          if (withSum) s.k.binary(0, gsi.h, gsi.o, st, dx0.h, dx0.o, st, dx1.h, dx1.o, sh);
+          const unfused = withSum ? dx1 : dx0;
+          return { dx: s.get(dx, n, F32), dw: s.get(dw, C, F32), dx1: s.get(unfused, n, F32), dw0: s.get(dw0, C, F32) };
+        }, (d, r, c) => {
+          c.close('dx', d.dx, r.dx);
+          c.close('dw', d.dw, r.dw);
+          for (const [side, o] of [[DEVICE, d], ['cpu', r]] as const) {
+            c.bits(`dx vs rmsNormBackward${withSum ? ' + add' : ''} on ${side}`, o.dx, o.dx1);
+            c.bits(`dw vs rmsNormBackward on ${side}`, o.dw, o.dw0);
+          }
         });
       }
     }

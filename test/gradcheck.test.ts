@@ -72,7 +72,15 @@ const CHECKS: { [P in Primitive]: Check } = {
     f: ([a, b]) => T.checkpoint((x: Tensor, w: Tensor) => T.scope(() => T.mul(T.tanh(T.matmul(x, w)), T.sum(x))), [a!, b!]),
     inputs: [any([3, 4]), any([4, 5])],
   }],
+  swiglu: [{ f: ([a, b]) => T.swiglu(a!, b!), inputs: [{ shape: [3, 7], lo: -4, hi: 4 }, any([3, 7])] }],
   rms_norm: [{ f: ([x, w]) => T.rmsNorm(x!, w!, 1e-6), inputs: [any([3, 7]), any([7])] }],
+  // Both outputs feed the result. With the sum's other consumer first (processed before the norm's
+  // node), backward folds its gradient into the norm's dx; with the norm first, it adds them afterwards.
+  add_rms_norm: [
+    { f: ([x, r, w]) => T.scope(() => { const [s, y] = T.addRmsNorm(x!, r!, w!, 1e-6); return T.add(y, T.square(s)); }), inputs: [any([3, 7]), any([3, 7]), any([7])] },
+    { f: ([x, r, w]) => T.scope(() => { const [s, y] = T.addRmsNorm(x!, r!, w!, 1e-6); return T.add(T.tanh(s), y); }), inputs: [any([2, 2, 5]), any([2, 2, 5]), any([5])] },
+    { f: ([x, r, w]) => T.addRmsNorm(x!, r!, w!, 1e-6)[1], inputs: [any([4, 6]), any([4, 6]), any([6])] },
+  ],
   layer_norm: [
     { f: ([x, w, b]) => T.layerNorm(x!, w!, b!, 1e-5), inputs: [any([3, 7]), any([7]), any([7])] },
     { f: ([x, w]) => T.layerNorm(x!, w!, null, 1e-5), inputs: [any([2, 5]), any([5])] },

@@ -74,8 +74,13 @@ fi
 gencode=()
 for a in "${archs[@]}"; do gencode+=(-gencode "arch=compute_$a,code=sm_$a"); done
 
-obj=build/cuda
-mkdir -p "$obj" build/Release
+if [ "$mode" = check ]; then  # objects of a check are thrown away; keep them out of build/
+  obj="$(mktemp -d)"
+  trap 'rm -rf "$obj"' EXIT
+else
+  obj=build/cuda
+  mkdir -p "$obj" build/Release
+fi
 nvflags=(-std=c++17 -O3 --expt-relaxed-constexpr -Xcompiler -fPIC,-Wall "${gencode[@]}")
 [ -n "$cublas_inc" ] && nvflags+=(-I"$cublas_inc")
 echo "temper: compiling ${#sources[@]} CUDA sources for sm_${archs[*]} with $nvcc (CUDA $cuda_major)"

@@ -65,6 +65,31 @@ struct alignas(sizeof(T) * W) Pack {
   T v[W];
 };
 
+// Whether a pointer allows 16-byte vector loads (a null pointer is never dereferenced).
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// native/src/simd.h's fast_exp, with the contractions GCC makes in its AVX2/AVX-512 builds spelled
+// out (fmaf where it fuses, _rn intrinsics where it must not), so results are the CPU's bits.
+__device__ __forceinline__ float fast_exp(float x) {
+  const float hi = 88.72283935546875f, lo = -103.972084045410f;
+  const float xc = x < hi ? (x > lo ? x : lo) : hi;  // NaN becomes hi here, restored below
+  const float n = rintf(__fmul_rn(xc, 1.44269504088896341f));
+  float r = fmaf(-n, 0.693359375f, xc);
+  r = fmaf(n, 2.12194440e-4f, r);
+  float p = fmaf(1.9875691500e-4f, r, 1.3981999507e-3f);
+  p = fmaf(p, r, 8.3334519073e-3f);
+  p = fmaf(p, r, 4.1665795894e-2f);
+  p = fmaf(p, r, 1.6666665459e-1f);
+  p = fmaf(p, r, 5.0000001201e-1f);
+  p = __fadd_rn(fmaf(__fmul_rn(p, r), r, r), 1.0f);
+  // 2^n via two halves so n down to -150 (subnormals) stays exact enough.
+  const int ni = (int)n, n1 = ni >> 1, n2 = ni - n1;
+  float res = __fmul_rn(__fmul_rn(p, __int_as_float((n1 + 127) << 23)), __int_as_float((n2 + 127) << 23));
+  res = x > hi ? INFINITY : res;
+  res = x < lo ? 0.0f : res;
+  return x != x ? x : res;
+}
+
 // Sum over a warp, result in every lane.
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v) {

@@ -13,6 +13,8 @@
 namespace temper {
 
 namespace {
+using cuda::fast_exp;
+using cuda::aligned16;
 using cuda::bf16;
 using cuda::from_f32;
 using cuda::Pack;
@@ -35,32 +37,10 @@ __device__ __forceinline__ Floats<W> load(const T* p) {
   return f;
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // Threads per row block: enough for `work` items, a warp multiple, at most 256.
 int row_threads(int64_t work) { return (int)std::min<int64_t>(256, std::max<int64_t>(32, (work + 31) / 32 * 32)); }
 
-// native/src/simd.h's fast_exp, with the contractions GCC makes in its AVX2/AVX-512 builds spelled
-// out (fmaf where it fuses, _rn intrinsics where it must not), so the results are the CPU's bits.
-__device__ __forceinline__ float fast_exp(float x) {
-  const float hi = 88.72283935546875f, lo = -103.972084045410f;
-  const float xc = x < hi ? (x > lo ? x : lo) : hi;  // NaN becomes hi here, restored below
-  const float n = rintf(__fmul_rn(xc, 1.44269504088896341f));
-  float r = fmaf(-n, 0.693359375f, xc);
-  r = fmaf(n, 2.12194440e-4f, r);
-  float p = fmaf(1.9875691500e-4f, r, 1.3981999507e-3f);
-  p = fmaf(p, r, 8.3334519073e-3f);
-  p = fmaf(p, r, 4.1665795894e-2f);
-  p = fmaf(p, r, 1.6666665459e-1f);
-  p = fmaf(p, r, 5.0000001201e-1f);
-  p = __fadd_rn(fmaf(__fmul_rn(p, r), r, r), 1.0f);
-  // 2^n via two halves so n down to -150 (subnormals) stays exact enough.
-  const int ni = (int)n, n1 = ni >> 1, n2 = ni - n1;
-  float res = __fmul_rn(__fmul_rn(p, __int_as_float((n1 + 127) << 23)), __int_as_float((n2 + 127) << 23));
-  res = x > hi ? INFINITY : res;
-  res = x < lo ? 0.0f : res;
-  return x != x ? x : res;
-}
 
 __global__ void check_labels_kernel(const int32_t* labels, int64_t N, int64_t V, int32_t ignore_index,
                                     unsigned long long* bad) {

@@ -14,6 +14,8 @@
 
 namespace temper {
 namespace {
+using cuda::fast_exp;
+using cuda::aligned16;
 using cuda::bf16;
 using cuda::from_f32;
 using cuda::Pack;
@@ -22,7 +24,6 @@ using cuda::to_f32;
 constexpr int kThreads = 256;
 constexpr int kMaxDims = 8;
 
-bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
 
 // ---- storage types ------------------------------------------------------------------------------
 
@@ -43,26 +44,6 @@ void check_dtype(int dtype, const char* op) {
 
 // ---- scalar math --------------------------------------------------------------------------------
 
-// simd.h's fast_exp, FMAs placed where GCC contracts it.
-__device__ __forceinline__ float fast_exp(float x) {
-  const float hi = 88.72283935546875f, lo = -103.972084045410f;
-  float xc = x < hi ? (x > lo ? x : lo) : hi;
-  float n = rintf(xc * 1.44269504088896341f);
-  float r = fmaf(-n, 0.693359375f, xc);
-  r = fmaf(n, 2.12194440e-4f, r);
-  float p = 1.9875691500e-4f;
-  p = fmaf(p, r, 1.3981999507e-3f);
-  p = fmaf(p, r, 8.3334519073e-3f);
-  p = fmaf(p, r, 4.1665795894e-2f);
-  p = fmaf(p, r, 1.6666665459e-1f);
-  p = fmaf(p, r, 5.0000001201e-1f);
-  p = fmaf(p * r, r, r) + 1.0f;
-  int ni = (int)n, n1 = ni >> 1, n2 = ni - n1;
-  float res = p * __int_as_float((n1 + 127) << 23) * __int_as_float((n2 + 127) << 23);
-  res = x > hi ? INFINITY : res;
-  res = x < lo ? 0.0f : res;
-  return x != x ? x : res;
-}
 
 __device__ __forceinline__ float erf_f(float v) { return (float)erf((double)v); }
 __device__ __forceinline__ float tanh_f(float v) { return (float)tanh((double)v); }

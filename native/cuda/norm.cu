@@ -1,5 +1,5 @@
-// Fused RMSNorm and LayerNorm over the last dim of x (N rows, C channels), forward and backward, on
-// the GPU; mirrors native/src/norm.cc. Row statistics accumulate in double, one block per row. The
+// Fused RMSNorm and LayerNorm over the last dim of x (N rows, C channels), forward and backward, and
+// the residual add fused into an RMSNorm (add_rms_norm), on the GPU; mirrors native/src/norm.cc. Row statistics accumulate in double, one block per row. The
 // f32 formulas keep the CPU's rounding, including the FMAs GCC contracts in its AVX2/AVX-512 builds,
 // so only the order of the double row sums differs. dw/db use the CPU's fixed row blocks (partials
 // summed in block order), which makes them deterministic and bitwise equal to the CPU. The forward
@@ -13,6 +13,7 @@
 namespace temper {
 
 namespace {
+using cuda::aligned16;
 using cuda::bf16;
 using cuda::from_f32;
 using cuda::Pack;
@@ -53,8 +54,6 @@ __device__ __forceinline__ Floats<W> load_or(const T* p, int64_t i, float fill) 
   return f;
 }
 
-// An absent optional (null) counts as aligned.
-bool aligned16(const void* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // Threads per row block: enough for `work` items, a warp multiple, at most 256.
 int row_threads(int64_t work) { return (int)std::min<int64_t>(256, std::max<int64_t>(32, (work + 31) / 32 * 32)); }
@@ -129,6 +128,73 @@ __global__ void rms_dw_partial_kernel(const float* x, const float* rstd, const f
     double acc = 0.0;
     for (int64_t n = n0; n < n1; n++) acc += (double)(dy[n * C + c] * (x[n * C + c] * rstd[n]));
     part[b * C + c] = acc;
+  }
+}
+
+// Fused residual add + RMSNorm: sum = x + residual rounded to T and stored, then rms_forward_kernel's
+// math on that rounded sum (as the CPU's add, then rms_norm on the stored sum). The second pass
+// re-reads the elements this thread wrote in the first (the same j for the same thread).
+template <int W, typename T>
+__global__ void add_rms_forward_kernel(const T* x, const T* res, const T* w, T* sum, T* y, float* rstd, int64_t N,
+                                       int64_t C, float eps) {
+  __shared__ double red[32];
+  const int64_t cv = C / W;
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const T* xr = x + n * C;
+    const T* rr = res + n * C;
+    T* sr = sum + n * C;
+    T* yr = y + n * C;
+    double ss = 0.0;
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W), b = load<W>(rr + j * W);
+      Pack<T, W> h;
+#pragma unroll
+      for (int q = 0; q < W; q++) {
+        h.v[q] = from_f32<T>(__fadd_rn(a.v[q], b.v[q]));
+        const float v = to_f32(h.v[q]);
+        ss += (double)v * v;
+      }
+      *reinterpret_cast<Pack<T, W>*>(sr + j * W) = h;
+    }
+    const float r = inv_std(block_sum(ss, red), C, eps);
+    if (threadIdx.x == 0) rstd[n] = r;
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(static_cast<const T*>(sr) + j * W), b = load<W>(w + j * W);
+      Floats<W> o;
+#pragma unroll
+      for (int q = 0; q < W; q++) o.v[q] = b.v[q] * (a.v[q] * r);
+      store<W>(yr + j * W, o);
+    }
+  }
+}
+
+// rms_backward_dx_kernel's dx plus g_sum, added after dx is rounded (no FMA), as the CPU's separate add.
+template <int W>
+__global__ void add_rms_backward_dx_kernel(const float* x, const float* w, const float* rstd, const float* dy,
+                                           const float* gs, float* dx, int64_t N, int64_t C) {
+  __shared__ double red[32];
+  const int64_t cv = C / W;
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const float* xr = x + n * C;
+    const float* gr = dy + n * C;
+    const float* sr = gs + n * C;
+    float* dr = dx + n * C;
+    const float r = rstd[n];
+    double dot = 0.0;
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W), g = load<W>(gr + j * W), b = load<W>(w + j * W);
+#pragma unroll
+      for (int q = 0; q < W; q++) dot += (double)(b.v[q] * g.v[q]) * a.v[q];
+    }
+    dot = block_sum(dot, red);
+    const float k = (float)(dot / (double)C) * (r * r);
+    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
+      const Floats<W> a = load<W>(xr + j * W), g = load<W>(gr + j * W), b = load<W>(w + j * W), e = load<W>(sr + j * W);
+      Floats<W> o;
+#pragma unroll
+      for (int q = 0; q < W; q++) o.v[q] = __fadd_rn(__fmul_rn(r, fmaf(b.v[q], g.v[q], -(a.v[q] * k))), e.v[q]);
+      store<W>(dr + j * W, o);
+    }
   }
 }
 
@@ -270,6 +336,21 @@ void ln_forward(const T* x, const T* w, const T* b, T* y, float* mean, float* rs
   cuda::check_launch(op, cuda::dims({{"N", N}, {"C", C}}));
 }
 
+template <typename T>
+void add_rms_forward(const T* x, const T* res, const T* w, T* sum, T* y, float* rstd, int64_t N, int64_t C, float eps,
+                     const char* op) {
+  if (N == 0) return;  // C == 0 still writes rstd (NaN), as rms_forward
+  constexpr int V = 16 / sizeof(T);
+  const bool vec = C % V == 0 && aligned16(x) && aligned16(res) && aligned16(w) && aligned16(sum) && aligned16(y);
+  const int threads = row_threads(vec ? C / V : C);
+  const unsigned grid = cuda::grid_for(N, 1);
+  if (vec)
+    add_rms_forward_kernel<V><<<grid, threads, 0, cuda::stream()>>>(x, res, w, sum, y, rstd, N, C, eps);
+  else
+    add_rms_forward_kernel<1><<<grid, threads, 0, cuda::stream()>>>(x, res, w, sum, y, rstd, N, C, eps);
+  cuda::check_launch(op, cuda::dims({{"N", N}, {"C", C}}));
+}
+
 [[noreturn]] void bad_dtype(const char* op, int dtype) {
   throw std::invalid_argument(std::string(op) + ": dtype code " + std::to_string(dtype) + " is not f32 or bf16");
 }
@@ -349,6 +430,43 @@ void rms_norm_forward(const void* x, const void* w, void* y, float* rstd, int64_
   if (dtype != 3) bad_dtype("rms_norm", dtype);
   rms_forward(static_cast<const bf16*>(x), static_cast<const bf16*>(w), static_cast<bf16*>(y), rstd, N, C, eps,
               "rms_norm_forward_bf16");
+}
+
+void add_rms_norm_forward(const void* x, const void* residual, const void* w, void* sum, void* y, float* rstd,
+                          int64_t N, int64_t C, float eps, int dtype) {
+  if (dtype == 0)
+    return add_rms_forward(static_cast<const float*>(x), static_cast<const float*>(residual), static_cast<const float*>(w),
+                           static_cast<float*>(sum), static_cast<float*>(y), rstd, N, C, eps, "add_rms_norm_forward_f32");
+  if (dtype != 3) bad_dtype("add_rms_norm", dtype);
+  add_rms_forward(static_cast<const bf16*>(x), static_cast<const bf16*>(residual), static_cast<const bf16*>(w),
+                  static_cast<bf16*>(sum), static_cast<bf16*>(y), rstd, N, C, eps, "add_rms_norm_forward_bf16");
+}
+
+void add_rms_norm_backward_f32(const float* sum, const float* w, const float* rstd, const float* g_y, const float* g_sum,
+                               float* dx, float* dw, int64_t N, int64_t C) {
+  if (!g_sum) return rms_norm_backward_f32(sum, w, rstd, g_y, dx, dw, N, C);
+  if (C == 0) return;
+  const std::string detail = cuda::dims({{"N", N}, {"C", C}});
+  if (N == 0) {  // a sum over no rows
+    cuda::check(cudaMemsetAsync(dw, 0, (size_t)C * sizeof(float), cuda::stream()), "add_rms_norm_backward_f32", detail);
+    return;
+  }
+  const bool vec = C % 4 == 0 && aligned16(sum) && aligned16(w) && aligned16(g_y) && aligned16(g_sum) && aligned16(dx);
+  const int threads = row_threads(vec ? C / 4 : C);
+  const unsigned grid = cuda::grid_for(N, 1);
+  if (vec)
+    add_rms_backward_dx_kernel<4><<<grid, threads, 0, cuda::stream()>>>(sum, w, rstd, g_y, g_sum, dx, N, C);
+  else
+    add_rms_backward_dx_kernel<1><<<grid, threads, 0, cuda::stream()>>>(sum, w, rstd, g_y, g_sum, dx, N, C);
+  cuda::check_launch("add_rms_norm_backward_f32", detail);
+
+  const int64_t rb = rows_per_block(N), nb = (N + rb - 1) / rb;
+  double* part = alloc_partials(true, nb, C);
+  const dim3 pgrid(cuda::grid_for(C, kColThreads), (unsigned)nb);
+  rms_dw_partial_kernel<<<pgrid, kColThreads, 0, cuda::stream()>>>(sum, rstd, g_y, part, N, C, rb);
+  cuda::check_launch("add_rms_norm_backward_f32 dw", detail);
+  launch_sum_partials(part, dw, nb, C, "add_rms_norm_backward_f32 dw");
+  free_partials(part, nb, C);
 }
 
 void layer_norm_forward(const void* x, const void* w, const void* b, void* y, float* mean, float* rstd, int64_t N,

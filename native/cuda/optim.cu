@@ -11,6 +11,7 @@
 namespace temper {
 
 namespace {
+using cuda::aligned16;
 
 constexpr int kThreads = 256;
 constexpr int64_t kSumBlocks = 1024;  // most first-stage partials of sum_squares
@@ -28,7 +29,6 @@ __device__ __forceinline__ void store(float* p, const Floats<W>& f) {
   *reinterpret_cast<Floats<W>*>(p) = f;
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 struct AdamScalars {
   float b1, b2, eps, grad_scale, decay, a1, a2, neg_step_size, bc2_sqrt;

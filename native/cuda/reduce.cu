@@ -13,21 +13,13 @@
 
 namespace temper {
 namespace {
-using cuda::bf16;
-using cuda::from_f32;
-using cuda::to_f32;
 using namespace cuda;
-
-
-
 
 // Elements of T per 16-byte load (4 f32 or 8 bf16), moved as one.
 template <typename T>
 constexpr int kPack = 16 / sizeof(T);
 template <typename T>
-struct alignas(16) Pack {
-  T v[kPack<T>];
-};
+using Vec = Pack<T, kPack<T>>;
 
 struct Arg {
   float v;
@@ -89,7 +81,7 @@ struct RowGroup {
     const int64_t step = (int64_t)(kWarp ? 32 : blockDim.x) * V;
     for (int64_t c = (int64_t)lane() * V; c < R; c += step) {
       if constexpr (V > 1) {
-        const Pack<S> q = *reinterpret_cast<const Pack<S>*>(p + c);
+        const Vec<S> q = *reinterpret_cast<const Vec<S>*>(p + c);
 #pragma unroll
         for (int j = 0; j < V; j++) f(c + j, to_f32(q.v[j]));
       } else {

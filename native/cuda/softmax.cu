@@ -11,50 +11,20 @@
 
 namespace temper {
 namespace {
-using cuda::bf16;
-using cuda::from_f32;
-using cuda::to_f32;
 using namespace cuda;
-
-
-
 
 // Elements of T per 16-byte load (4 f32 or 8 bf16), moved as one.
 template <typename T>
 constexpr int kPack = 16 / sizeof(T);
 template <typename T>
-struct alignas(16) Pack {
-  T v[kPack<T>];
-};
+using Vec = Pack<T, kPack<T>>;
 
-// simd.h's fast_exp, so both backends round the same way (up to FMA contraction).
-__device__ __forceinline__ float fast_exp(float x) {
-  const float hi = 88.72283935546875f, lo = -103.972084045410f;
-  float xc = x < hi ? (x > lo ? x : lo) : hi;  // NaN becomes hi; restored at the end
-  float n = rintf(xc * 1.44269504088896341f);
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  // 2^n via two halves so n down to -150 (subnormals) stays exact enough.
-  int32_t ni = (int32_t)n;
-  int32_t n1 = ni >> 1, n2 = ni - n1;
-  float res = p * __int_as_float((n1 + 127) << 23) * __int_as_float((n2 + 127) << 23);
-  res = x > hi ? INFINITY : res;
-  res = x < lo ? 0.0f : res;
-  return x != x ? x : res;
-}
 
 // V consecutive values (V is 1 or kPack<T>) as f32.
 template <int V, typename T>
 __device__ __forceinline__ void load(const T* p, float (&v)[V]) {
   if constexpr (V > 1) {
-    const Pack<T> q = *reinterpret_cast<const Pack<T>*>(p);
+    const Vec<T> q = *reinterpret_cast<const Vec<T>*>(p);
 #pragma unroll
     for (int j = 0; j < V; j++) v[j] = to_f32(q.v[j]);
   } else {
@@ -64,10 +34,10 @@ __device__ __forceinline__ void load(const T* p, float (&v)[V]) {
 template <int V, typename T>
 __device__ __forceinline__ void store(T* p, const float (&v)[V]) {
   if constexpr (V > 1) {
-    Pack<T> q;
+    Vec<T> q;
 #pragma unroll
     for (int j = 0; j < V; j++) q.v[j] = from_f32<T>(v[j]);
-    *reinterpret_cast<Pack<T>*>(p) = q;
+    *reinterpret_cast<Vec<T>*>(p) = q;
   } else {
     *p = from_f32<T>(v[0]);
   }
@@ -171,7 +141,6 @@ __global__ void softmax_backward_kernel(const float* y, const float* dy, float* 
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // Rows of up to 1024 take a warp each (8 per block); longer ones a block of ~C/16 threads.
 // vec: VW values per load.

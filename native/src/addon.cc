@@ -159,6 +159,11 @@ KERNEL(UnaryBackward) {
   Args a(info); int op = a.i(); auto x = a.f32(); auto y = a.f32(); auto g = a.f32(); auto dx = a.f32();
   unary_backward_f32(op, x, y, g, dx, a.i64()); UNDEF;
 }
+KERNEL(Swiglu) { Args a(info); void* g = a.ptr(); void* u = a.ptr(); void* o = a.ptr(); auto n = a.i64(); swiglu(g, u, o, n, a.dtype()); UNDEF; }
+KERNEL(SwigluBackward) {
+  Args a(info); auto g = a.f32(); auto u = a.f32(); auto dy = a.f32(); auto dg = a.f32(); auto du = a.f32();
+  swiglu_backward_f32(g, u, dy, dg, du, a.i64()); UNDEF;
+}
 KERNEL(Clamp) {
   Args a(info); void* x = a.ptr(); void* o = a.ptr(); auto n = a.i64(); float lo = a.f(); float hi = a.f(); clamp(x, o, n, lo, hi, a.dtype()); UNDEF;
 }
@@ -241,6 +246,14 @@ KERNEL(RmsNormBackward) {
   Args a(info); auto x = a.f32(); auto w = a.f32(); auto r = a.f32(); auto dy = a.f32(); auto dx = a.f32(); auto dw = a.f32();
   auto N = a.i64(); rms_norm_backward_f32(x, w, r, dy, dx, dw, N, a.i64()); UNDEF;
 }
+KERNEL(AddRmsNorm) {
+  Args a(info); void* x = a.ptr(); void* res = a.ptr(); void* w = a.ptr(); void* sum = a.ptr(); void* y = a.ptr(); auto r = a.f32();
+  auto N = a.i64(); auto C = a.i64(); float eps = a.f(); add_rms_norm_forward(x, res, w, sum, y, r, N, C, eps, a.dtype()); UNDEF;
+}
+KERNEL(AddRmsNormBackward) {  // g_sum may be null
+  Args a(info); auto s = a.f32(); auto w = a.f32(); auto r = a.f32(); auto gy = a.f32(); auto gs = a.f32(); auto dx = a.f32();
+  auto dw = a.f32(); auto N = a.i64(); add_rms_norm_backward_f32(s, w, r, gy, gs, dx, dw, N, a.i64()); UNDEF;
+}
 KERNEL(LayerNorm) {
   Args a(info); void* x = a.ptr(); void* w = a.ptr(); void* b = a.ptr(); void* y = a.ptr(); auto mu = a.f32(); auto r = a.f32();
   auto N = a.i64(); auto C = a.i64(); float eps = a.f(); layer_norm_forward(x, w, b, y, mu, r, N, C, eps, a.dtype()); UNDEF;
@@ -321,11 +334,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("alloc", Alloc); EXPORT("free", Free); EXPORT("stats", Stats); EXPORT("resetPeak", ResetPeak); EXPORT("emptyCache", EmptyCache);
   EXPORT("setThreads", SetThreads); EXPORT("numThreads", NumThreads); EXPORT("write", Write); EXPORT("read", Read);
   EXPORT("unary", Unary); EXPORT("unaryBackward", UnaryBackward); EXPORT("clamp", Clamp); EXPORT("binary", Binary);
+  EXPORT("swiglu", Swiglu); EXPORT("swigluBackward", SwigluBackward);
   EXPORT("where", Where); EXPORT("stridedCopy", StridedCopy); EXPORT("fill", Fill); EXPORT("cast", Cast);
   EXPORT("reduce", Reduce); EXPORT("matmul", Matmul); EXPORT("softmax", Softmax); EXPORT("softmaxBackward", SoftmaxBackward);
   EXPORT("indexSelect", IndexSelect); EXPORT("gather", Gather); EXPORT("scatterAdd", ScatterAdd); EXPORT("oneHot", OneHot);
   EXPORT("cumsum", Cumsum); EXPORT("sortRows", SortRows); EXPORT("randUniform", RandUniform); EXPORT("randNormal", RandNormal);
   EXPORT("randInt", RandInt); EXPORT("dropout", Dropout); EXPORT("rmsNorm", RmsNorm); EXPORT("rmsNormBackward", RmsNormBackward);
+  EXPORT("addRmsNorm", AddRmsNorm); EXPORT("addRmsNormBackward", AddRmsNormBackward);
   EXPORT("layerNorm", LayerNorm); EXPORT("layerNormBackward", LayerNormBackward); EXPORT("rotary", Rotary);
   EXPORT("attention", Attention); EXPORT("attentionBackward", AttentionBackward); EXPORT("crossEntropy", CrossEntropy);
   EXPORT("attentionMixed", AttentionMixed); EXPORT("attentionBackwardMixed", AttentionBackwardMixed);

@@ -5,7 +5,7 @@
 //
 // defines: buffers, dtype casts, fill, strided_copy, unary/binary elementwise,
 // reduce, matmul, softmax, index ops, cumsum, sort/topk, random, dropout,
-// rms_norm, layer_norm, rotary, attention, cross_entropy, adamw, sum_squares.
+// rms_norm, add_rms_norm, layer_norm, rotary, attention, cross_entropy, adamw, sum_squares.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -124,6 +124,11 @@ void rms_norm_forward_f32(const float* x, const float* w, float* y, float* rstd,
 // dx (N, C) written; dw (C) written (not accumulated).
 void rms_norm_backward_f32(const float* x, const float* w, const float* rstd, const float* dy, float* dx,
                            float* dw, int64_t N, int64_t C);
+// Backward of add_rms_norm_forward (below) given the gradients of both outputs: dx (N, C) =
+// rms_norm_backward_f32's dx of g_y, plus g_sum when not null (the gradient of x and of residual);
+// dw (C) written. On CPU bitwise rms_norm_backward_f32 followed by binary(B_ADD) with g_sum.
+void add_rms_norm_backward_f32(const float* sum, const float* w, const float* rstd, const float* g_y,
+                               const float* g_sum, float* dx, float* dw, int64_t N, int64_t C);
 // layer_norm over the last dim: y = (x - mean) * rstd * w + b; b may be null.
 void layer_norm_forward_f32(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd,
                             int64_t N, int64_t C, float eps);
@@ -167,6 +172,11 @@ int64_t cross_entropy_forward_f32(const float* logits, const int32_t* labels, fl
 void cross_entropy_backward_f32(const float* logits, const int32_t* labels, const float* lse, const float* g,
                                 float* dlogits, int64_t N, int64_t V, int32_t ignore_index, float eps);
 
+// ---- fused: SwiGLU (swiglu.cc) -------------------------------------------
+// Backward of swiglu (below) recomputing silu from gate, bitwise the unfused chain's on CPU:
+//   dup = g * silu(gate);  dgate = (g * up) * s * (1 + gate * (1 - s)),  s = sigmoid(gate).
+void swiglu_backward_f32(const float* gate, const float* up, const float* g, float* dgate, float* dup, int64_t n);
+
 // ---- fused: optimizer (optim.cc) -----------------------------------------
 // torch.optim.AdamW, in place, on grad * grad_scale:
 //   p *= 1 - lr*wd;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
@@ -195,6 +205,10 @@ double sum_squares_multi(const float* const* x, const int64_t* n, int64_t count)
 // native bf16 kernels are tested against. Backward kernels are f32 only.
 void unary(int op, const void* x, void* out, int64_t n, int dtype);
 void clamp(const void* x, void* out, int64_t n, float lo, float hi, int dtype);
+// out = silu(gate) * up in one pass (swiglu.cc, implemented directly for both dtypes): bitwise the
+// unfused unary(U_SILU) then binary(B_MUL). For bf16 that chain rounds silu(gate) to bf16 before
+// the product (as HF's act_fn(gate) * up, Liger and Unsloth do), so this op rounds twice too.
+void swiglu(const void* gate, const void* up, void* out, int64_t n, int dtype);
 void binary(int op, const void* a, const int64_t* a_strides, const void* b, const int64_t* b_strides, void* out,
             const int64_t* shape, int ndim, int dtype);
 void where(const uint8_t* cond, const int64_t* c_strides, const void* a, const int64_t* a_strides, const void* b,
@@ -202,6 +216,11 @@ void where(const uint8_t* cond, const int64_t* c_strides, const void* a, const i
 void reduce(int op, const void* x, void* out, int64_t outer, int64_t R, int64_t inner, int correction, int dtype);
 void softmax_forward(const void* x, void* y, int64_t N, int64_t C, int log, int dtype);
 void rms_norm_forward(const void* x, const void* w, void* y, float* rstd, int64_t N, int64_t C, float eps, int dtype);
+// Fused residual add + RMSNorm (norm.cc, implemented directly for both dtypes): sum = x + residual,
+// rounded to the storage dtype, and y = rms_norm(sum) with rstd (N) saved, in one pass over each row.
+// Bitwise binary(B_ADD) followed by rms_norm_forward in the same dtype.
+void add_rms_norm_forward(const void* x, const void* residual, const void* w, void* sum, void* y, float* rstd,
+                          int64_t N, int64_t C, float eps, int dtype);
 void layer_norm_forward(const void* x, const void* w, const void* b, void* y, float* mean, float* rstd, int64_t N,
                         int64_t C, float eps, int dtype);
 void rotary(const void* x, const int32_t* positions, const float* inv_freq, void* out, int64_t B, int64_t T, int64_t H,

@@ -1,8 +1,12 @@
-// Fused RMSNorm and LayerNorm over the last dim of x (N rows, C channels), forward and backward.
-// Row statistics accumulate in double; dw/db are summed over fixed row blocks, so every output is
-// bitwise the same for any thread count. Not group/batch norm, and no mixed precision.
+// Fused RMSNorm and LayerNorm over the last dim of x (N rows, C channels), forward and backward,
+// and the residual add fused into an RMSNorm (add_rms_norm). Row statistics accumulate in double;
+// dw/db are summed over fixed row blocks, so every output is bitwise the same for any thread count.
+// Not group/batch norm, and no mixed precision.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 #include "kernels.h"
 #include "simd.h"
@@ -33,31 +37,125 @@ inline void sum_blocks(const double* part, float* out, int64_t nb, int64_t C) {
   for (int64_t c = 0; c < C; c++) out[c] = (float)acc[c];
 }
 
+// copy.cc's cast: round to nearest even, NaN kept quiet with its sign and top payload bits.
+inline uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+inline float from_bf16(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
 }  // namespace
 
 // ---- RMSNorm (HF LlamaRMSNorm in f32) -------------------------------------
 
 // rstd (N) = 1/sqrt(mean(x^2) + eps) with the mean rounded to f32 first, as torch does;
 // y = w * (x * rstd), the product order of HF.
+// One row of the RMSNorm forward; returns its rstd. Shared (inlined) by rms_norm_forward_f32 and the
+// fused add_rms_norm kernels so that both round every value the same way.
+__attribute__((always_inline)) inline float rms_row_forward(const float* xr, const float* w, float* yr, int64_t C,
+                                                            float eps) {
+  double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+  for (int64_t c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
+  const float r = 1.0f / std::sqrt((float)(ss / C) + eps);
+#pragma omp simd
+  for (int64_t c = 0; c < C; c++) yr[c] = w[c] * (xr[c] * r);
+  return r;
+}
+
+// One row of the RMSNorm backward: writes dr, adds the row's dw terms to pw. Shared as above.
+__attribute__((always_inline)) inline void rms_row_backward(const float* xr, const float* w, const float* gr, float r,
+                                                            float* dr, double* pw, int64_t C) {
+  double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
+  for (int64_t c = 0; c < C; c++) dot += (double)(w[c] * gr[c]) * xr[c];
+  const float k = (float)(dot / C) * (r * r);
+#pragma omp simd
+  for (int64_t c = 0; c < C; c++) {
+    dr[c] = r * (w[c] * gr[c] - xr[c] * k);
+    pw[c] += (double)(gr[c] * (xr[c] * r));
+  }
+}
+
 TEMPER_CLONES void rms_norm_forward_f32(const float* x, const float* w, float* y, float* rstd, int64_t N, int64_t C,
                                         float eps) {
 #pragma omp parallel for if (N * C > kParallelMin) schedule(static)
-  for (int64_t n = 0; n < N; n++) {
-    const float* xr = x + n * C;
-    float* yr = y + n * C;
-    double ss = 0.0;
-#pragma omp simd reduction(+ : ss)
-    for (int64_t c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
-    const float r = 1.0f / std::sqrt((float)(ss / C) + eps);
-    rstd[n] = r;
-#pragma omp simd
-    for (int64_t c = 0; c < C; c++) yr[c] = w[c] * (xr[c] * r);
-  }
+  for (int64_t n = 0; n < N; n++) rstd[n] = rms_row_forward(x + n * C, w, y + n * C, C, eps);
 }
 
 // With g = w*dy:  dx = rstd * (g - x * rstd^2 * mean(g*x));  dw = sum_n dy * (x * rstd).
 TEMPER_CLONES void rms_norm_backward_f32(const float* x, const float* w, const float* rstd, const float* dy, float* dx,
                                          float* dw, int64_t N, int64_t C) {
+  add_rms_norm_backward_f32(x, w, rstd, dy, nullptr, dx, dw, N, C);
+}
+
+// ---- fused residual add + RMSNorm (llm.c / Liger fused residual) -----------
+// sum = x + residual, rounded to the storage dtype, then the RMSNorm row math above on that rounded
+// sum while the row sits in L1: bitwise binary(B_ADD) followed by rms_norm_forward.
+
+TEMPER_CLONES static void add_rms_norm_f32(const float* x, const float* res, const float* w, float* sum, float* y,
+                                           float* rstd, int64_t N, int64_t C, float eps) {
+#pragma omp parallel for if (N * C > kParallelMin) schedule(static)
+  for (int64_t n = 0; n < N; n++) {
+    const float* xr = x + n * C;
+    const float* rr = res + n * C;
+    float* sr = sum + n * C;
+    for (int64_t c = 0; c < C; c++) sr[c] = xr[c] + rr[c];
+    rstd[n] = rms_row_forward(sr, w, y + n * C, C, eps);
+  }
+}
+
+// bf16 storage: the unfused bf16 chain widens, adds in f32 and rounds the sum; the norm then widens
+// that rounded sum, runs the f32 row math and rounds y once. Row temporaries are per thread.
+TEMPER_CLONES static void add_rms_norm_bf16(const uint16_t* x, const uint16_t* res, const uint16_t* w, uint16_t* sum,
+                                            uint16_t* y, float* rstd, int64_t N, int64_t C, float eps) {
+  std::vector<float> wf(C);
+  for (int64_t c = 0; c < C; c++) wf[c] = from_bf16(w[c]);
+#pragma omp parallel if (N * C > kParallelMin)
+  {
+    std::vector<float> s(C), yf(C);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+      const uint16_t* xr = x + n * C;
+      const uint16_t* rr = res + n * C;
+      uint16_t* sr = sum + n * C;
+      uint16_t* yr = y + n * C;
+      for (int64_t c = 0; c < C; c++) {
+        const uint16_t h = to_bf16(from_bf16(xr[c]) + from_bf16(rr[c]));
+        sr[c] = h;
+        s[c] = from_bf16(h);
+      }
+      rstd[n] = rms_row_forward(s.data(), wf.data(), yf.data(), C, eps);
+      for (int64_t c = 0; c < C; c++) yr[c] = to_bf16(yf[c]);
+    }
+  }
+}
+
+void add_rms_norm_forward(const void* x, const void* residual, const void* w, void* sum, void* y, float* rstd,
+                          int64_t N, int64_t C, float eps, int dtype) {
+  if (dtype == 0)
+    return add_rms_norm_f32(static_cast<const float*>(x), static_cast<const float*>(residual),
+                            static_cast<const float*>(w), static_cast<float*>(sum), static_cast<float*>(y), rstd, N, C,
+                            eps);
+  if (dtype == 3)
+    return add_rms_norm_bf16(static_cast<const uint16_t*>(x), static_cast<const uint16_t*>(residual),
+                             static_cast<const uint16_t*>(w), static_cast<uint16_t*>(sum), static_cast<uint16_t*>(y),
+                             rstd, N, C, eps);
+  throw std::invalid_argument("add_rms_norm: dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+}
+
+// The RMSNorm backward of each row, then (a separate pass over the row, so the compiler cannot fuse
+// the add into an FMA) dx += g_sum: bitwise rms_norm_backward_f32's dx followed by binary(B_ADD).
+TEMPER_CLONES void add_rms_norm_backward_f32(const float* sum, const float* w, const float* rstd, const float* g_y,
+                                             const float* g_sum, float* dx, float* dw, int64_t N, int64_t C) {
   const int64_t rb = rows_per_block(N), nb = (N + rb - 1) / rb;
   std::vector<double> part(nb * C, 0.0);  // (nb, C) dw partials
 #pragma omp parallel for if (N * C > kParallelMin) schedule(static)
@@ -65,18 +163,11 @@ TEMPER_CLONES void rms_norm_backward_f32(const float* x, const float* w, const f
     double* pw = part.data() + b * C;
     const int64_t n_end = std::min(N, (b + 1) * rb);
     for (int64_t n = b * rb; n < n_end; n++) {
-      const float* xr = x + n * C;
-      const float* gr = dy + n * C;
       float* dr = dx + n * C;
-      const float r = rstd[n];
-      double dot = 0.0;
-#pragma omp simd reduction(+ : dot)
-      for (int64_t c = 0; c < C; c++) dot += (double)(w[c] * gr[c]) * xr[c];
-      const float k = (float)(dot / C) * (r * r);
-#pragma omp simd
-      for (int64_t c = 0; c < C; c++) {
-        dr[c] = r * (w[c] * gr[c] - xr[c] * k);
-        pw[c] += (double)(gr[c] * (xr[c] * r));
+      rms_row_backward(sum + n * C, w, g_y + n * C, rstd[n], dr, pw, C);
+      if (g_sum) {
+        const float* gs = g_sum + n * C;
+        for (int64_t c = 0; c < C; c++) dr[c] += gs[c];
       }
     }
   }

@@ -1,7 +1,7 @@
 // The contract between a transformer body (token ids -> final hidden states) and the
 // heads on top of it (causal LM, sequence classification).
 import { TemperError, checkpoint, isGradEnabled, type Tensor } from '../tensor/index.js';
-import type { AttentionContext, KVCache, Module } from '../nn/index.js';
+import { Module, type AttentionContext, type KVCache } from '../nn/index.js';
 import type { ModelConfig } from './config.js';
 import type { ForwardInput } from './inputs.js';
 
@@ -21,11 +21,33 @@ export interface TransformerBody extends Module {
   gradientCheckpointing?: boolean;
 }
 
-/** Turns a body's gradient checkpointing on or off; a clear error where it is not supported. */
-export function setGradientCheckpointing(body: TransformerBody, enabled: boolean): void {
-  if (body.gradientCheckpointing === undefined)
-    throw new TemperError(`${body.config.source}: ${body.constructor.name} does not support gradient checkpointing`);
-  body.gradientCheckpointing = enabled;
+/** A task head (causal LM, sequence classification) on a transformer body. */
+export abstract class HeadedModel extends Module {
+  abstract readonly body: TransformerBody;
+
+  /**
+   * Activation checkpointing of the decoder layers while training (transformers'
+   * gradient_checkpointing_enable): less memory for one more forward pass per step. Returns this.
+   */
+  gradientCheckpointingEnable(): this {
+    this.setGradientCheckpointing(true);
+    return this;
+  }
+
+  gradientCheckpointingDisable(): this {
+    this.setGradientCheckpointing(false);
+    return this;
+  }
+
+  get isGradientCheckpointing(): boolean {
+    return this.body.gradientCheckpointing === true;
+  }
+
+  private setGradientCheckpointing(enabled: boolean): void {
+    if (this.body.gradientCheckpointing === undefined)
+      throw new TemperError(`${this.body.config.source}: ${this.body.constructor.name} does not support gradient checkpointing`);
+    this.body.gradientCheckpointing = enabled;
+  }
 }
 
 /**

@@ -2,9 +2,9 @@
 // LlamaForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel, … Computes logits and, given
 // labels, the next-token loss with the labels shifted inside, as transformers does.
 import { TemperError, argmax, crossEntropy, fromArray, linear, linearCrossEntropy, noGrad, scope, slice, sub, tokenLogprobs, type LinearCrossEntropyOptions, type Tensor } from '../tensor/index.js';
-import { Linear, Module, type KVCache, type ParamInit } from '../nn/index.js';
+import { Linear, type KVCache, type ParamInit } from '../nn/index.js';
 import type { ModelConfig } from './config.js';
-import { setGradientCheckpointing, type TransformerBody } from './body.js';
+import { HeadedModel, type TransformerBody } from './body.js';
 import { shiftLabels, type CausalLMOutput, type ForwardInput } from './inputs.js';
 
 export interface CausalLMInput extends ForwardInput {
@@ -22,7 +22,7 @@ export interface CausalLMLossOutput {
   logits?: undefined;
 }
 
-export class CausalLM extends Module {
+export class CausalLM extends HeadedModel {
   readonly lm_head: Linear | null;
 
   /** `bodyName` is the body's prefix in parameter names ("model", or "transformer" for GPT-2). */
@@ -35,24 +35,6 @@ export class CausalLM extends Module {
   /** The output projection (V, C): lm_head.weight, or the embedding when tied. */
   get outputWeight(): Tensor {
     return this.lm_head ? this.lm_head.weight : this.body.embedWeight;
-  }
-
-  /**
-   * Activation checkpointing of the decoder layers while training (transformers'
-   * gradient_checkpointing_enable): less memory for one more forward pass per step. Returns this.
-   */
-  gradientCheckpointingEnable(): this {
-    setGradientCheckpointing(this.body, true);
-    return this;
-  }
-
-  gradientCheckpointingDisable(): this {
-    setGradientCheckpointing(this.body, false);
-    return this;
-  }
-
-  get isGradientCheckpointing(): boolean {
-    return this.body.gradientCheckpointing === true;
   }
 
   forward(input: CausalLMInput & { returnLogits: false }): CausalLMLossOutput;

@@ -2,11 +2,23 @@
 // pre-norm decoder layers of RMSNorm -> GQA self-attention with rotary positions ->
 // residual -> RMSNorm -> gated MLP -> residual, then a final RMSNorm. The variants differ
 // only in flags read from config.json (q/k/v bias, q/k norm, head_dim, rope scaling).
-import { TemperError, add, dropout, scope, type Tensor } from '../tensor/index.js';
+import { TemperError, add, addRmsNorm, dropout, isGradEnabled, scope, type Tensor } from '../tensor/index.js';
 import { Embedding, GatedMLP, KVCache, Module, ModuleList, RMSNorm, Rope, SelfAttention, activation, type AttentionContext, type ParamInit } from '../nn/index.js';
 import type { ModelConfig } from './config.js';
 import { checkInput, positionsFor, type ForwardInput } from './inputs.js';
 import { runLayer, type TransformerBody } from './body.js';
+
+/**
+ * [a + b, norm(a + b)]: one fused addRmsNorm pass when `norm` is a plain RMSNorm (not a subclass
+ * that may change its forward, and carrying no adapter), else the add and the norm's own forward.
+ * Either way the same values and gradients, bitwise.
+ */
+function addNorm(norm: RMSNorm, a: Tensor, b: Tensor): [Tensor, Tensor] {
+  if (Object.getPrototypeOf(norm) === RMSNorm.prototype && !(norm as { adapter?: unknown }).adapter)
+    return addRmsNorm(a, b, norm.weight, norm.eps);
+  const h = add(a, b);
+  return [h, norm.forward(h)];
+}
 
 export class LlamaDecoderLayer extends Module {
   readonly input_layernorm: RMSNorm;
@@ -29,8 +41,19 @@ export class LlamaDecoderLayer extends Module {
   /** x (B, T, C) -> (B, T, C) */
   forward(x: Tensor, ctx: AttentionContext): Tensor {
     return scope(() => {
-      const h = add(x, this.self_attn.forward(this.input_layernorm.forward(x), ctx, this.index));
-      return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+      const [h, normed] = addNorm(this.post_attention_layernorm, x, this.self_attn.forward(this.input_layernorm.forward(x), ctx, this.index));
+      return add(h, this.mlp.forward(normed));
+    });
+  }
+
+  /**
+   * forward, with the norm that follows the layer fused into its last residual add: returns
+   * [out, next(out)]. `normedX` is input_layernorm(x) when the previous layer already computed it.
+   */
+  forwardFused(x: Tensor, normedX: Tensor | null, next: RMSNorm, ctx: AttentionContext): [Tensor, Tensor] {
+    return scope(() => {
+      const [h, normed] = addNorm(this.post_attention_layernorm, x, this.self_attn.forward(normedX ?? this.input_layernorm.forward(x), ctx, this.index));
+      return addNorm(next, h, this.mlp.forward(normed));
     });
   }
 }
@@ -77,13 +100,27 @@ export class LlamaModel extends Module implements TransformerBody {
       const ctx: AttentionContext = { positions, keyMask: cache ? null : input.attentionMask ?? null, docIds: input.docIds ?? null, cache, rope: this.rope };
       let h = this.embed_tokens.forward(input.inputIds);
       if (this.training && c.dropout.embedding > 0) h = dropout(h, c.dropout.embedding);
-      for (const layer of this.layers.items) {
-        const next = runLayer((x, cx) => layer.forward(x, cx), h, ctx, this.gradientCheckpointing && this.training);
+      const layers = this.layers.items;
+      if (this.gradientCheckpointing && this.training && !cache && isGradEnabled()) {
+        // Checkpointed layers each return one tensor; only the norm inside a layer is fused.
+        for (const layer of layers) {
+          const next = runLayer((x, cx) => layer.forward(x, cx), h, ctx, true);
+          h.dispose();
+          h = next;
+        }
+        return this.norm.forward(h);
+      }
+      // Each layer's last residual add computes the next layer's input_layernorm (the final norm
+      // after the last layer) in the same pass.
+      let normed: Tensor | null = null;
+      for (const [i, layer] of layers.entries()) {
+        const [next, nextNormed] = layer.forwardFused(h, normed, layers[i + 1]?.input_layernorm ?? this.norm, ctx);
         h.dispose();
-        h = next;
+        normed?.dispose();
+        [h, normed] = [next, nextNormed];
       }
       cache?.endStep(T);
-      return this.norm.forward(h);
+      return normed ?? this.norm.forward(h);
     });
   }
 

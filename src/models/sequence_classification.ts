@@ -3,9 +3,9 @@
 // follows transformers: the last position whose id is not pad_token_id (the last position
 // when the model has no pad token, which then needs batch size 1).
 import { TemperError, fromArray, indexSelect, reshape, scope, type Tensor } from '../tensor/index.js';
-import { Linear, Module, type ParamInit } from '../nn/index.js';
+import { Linear, type ParamInit } from '../nn/index.js';
 import type { ModelConfig } from './config.js';
-import { setGradientCheckpointing, type TransformerBody } from './body.js';
+import { HeadedModel, type TransformerBody } from './body.js';
 import type { ForwardInput } from './inputs.js';
 
 export interface SequenceClassifierOutput {
@@ -13,31 +13,13 @@ export interface SequenceClassifierOutput {
   logits: Tensor;
 }
 
-export class SequenceClassifier extends Module {
+export class SequenceClassifier extends HeadedModel {
   readonly score: Linear;
 
   constructor(readonly config: ModelConfig, readonly bodyName: string, readonly body: TransformerBody, init: ParamInit) {
     super();
     this.child(bodyName, body);
     this.score = this.child('score', new Linear(config.hiddenSize, config.numLabels, false, init));
-  }
-
-  /**
-   * Activation checkpointing of the decoder layers while training (transformers'
-   * gradient_checkpointing_enable): less memory for one more forward pass per step. Returns this.
-   */
-  gradientCheckpointingEnable(): this {
-    setGradientCheckpointing(this.body, true);
-    return this;
-  }
-
-  gradientCheckpointingDisable(): this {
-    setGradientCheckpointing(this.body, false);
-    return this;
-  }
-
-  get isGradientCheckpointing(): boolean {
-    return this.body.gradientCheckpointing === true;
   }
 
   /** Index of the pooled token in each row. */

@@ -1,6 +1,6 @@
-// Feed-forward blocks: the gated SwiGLU MLP of the Llama family
-// (down(act(gate(x)) * up(x))) and GPT-2's c_fc -> gelu_new -> c_proj.
-import { TemperError, gelu, mul, relu, scope, silu, type Tensor } from '../tensor/index.js';
+// Feed-forward blocks: the gated SwiGLU MLP of the Llama family (down(act(gate(x)) * up(x)),
+// through the fused swiglu kernel when act is silu) and GPT-2's c_fc -> gelu_new -> c_proj.
+import { TemperError, gelu, mul, relu, scope, silu, swiglu, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 import { Conv1D, Linear } from './linear.js';
 import type { ParamInit } from './init.js';
@@ -37,7 +37,12 @@ export class GatedMLP extends Module {
     this.down_proj = this.child('down_proj', new Linear(intermediate, hidden, bias, init));
   }
   forward(x: Tensor): Tensor {
-    return scope(() => this.down_proj.forward(mul(this.act(this.gate_proj.forward(x)), this.up_proj.forward(x))));
+    return scope(() => {
+      const gate = this.gate_proj.forward(x), up = this.up_proj.forward(x);
+      // silu: the fused kernel (bitwise the unfused chain; the tape keeps no silu(gate) copy).
+      const h = this.act === silu ? swiglu(gate, up) : mul(this.act(gate), up);
+      return this.down_proj.forward(h);
+    });
   }
 }
 

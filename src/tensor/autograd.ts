@@ -16,6 +16,8 @@ export type Primitive =
   | 'reshape' | 'permute' | 'slice' | 'cat' | 'expand'
   | 'index_select' | 'gather' | 'scatter_add' | 'cumsum' | 'sort_values' | 'dropout'
   | 'rms_norm' | 'layer_norm' | 'rotary' | 'attention' | 'cross_entropy' | 'linear_cross_entropy'
+  | 'swiglu'
+  | 'add_rms_norm'
   | 'checkpoint';
 
 type Edge = { node: GradNode; leaf?: undefined } | { leaf: Tensor; node?: undefined } | null;
@@ -32,8 +34,21 @@ export interface GradNode {
   released: boolean;
 }
 
+/**
+ * What backward offers a rule besides its upstream gradient: prior(i) is the gradient already pending
+ * for input i (the sum of what the input's other consumers have sent so far), or null (a leaf, nothing
+ * yet, or a producer two edges of the node share). A rule whose gradient for input i already includes
+ * prior(i) (a fused accumulate, as add_rms_norm's backward: d(sum) = g_sum + the norm's dx in one pass)
+ * calls take(i), and backward stores that gradient in place of the pending one instead of adding the
+ * two. The sum is the same, bitwise when the rule adds prior(i) last (IEEE addition commutes).
+ */
+export interface PendingGrads {
+  prior(i: number): Tensor | null;
+  take(i: number): void;
+}
+
 /** A gradient rule: upstream gradient -> one gradient per input (null where not needed). */
-export type GradRule = (node: GradNode, g: Tensor, needs: boolean[]) => (Tensor | null)[];
+export type GradRule = (node: GradNode, g: Tensor, needs: boolean[], pending?: PendingGrads) => (Tensor | null)[];
 
 let rules: { [P in Primitive]: GradRule } | null = null;
 /** grad_rules.ts registers the table (it imports the ops, which import this file). */
@@ -181,7 +196,16 @@ export function backward(
         if (node.released)
           throw new TemperError(`backward: the graph through '${node.prim}' was already freed; pass { retainGraph: true } to the first backward`);
         const needs = node.edges.map((e) => e !== null);
-        const inGrads = scope(() => table[node.prim](node, g, needs));
+        const taken = new Set<number>();
+        const offer: PendingGrads = {
+          prior: (i) => {
+            const e = node.edges[i];
+            if (!e?.node || node.edges.some((f, j) => j !== i && f?.node === e.node)) return null;
+            return pending.get(e.node) ?? null;
+          },
+          take: (i) => void (offer.prior(i) && taken.add(i)),
+        };
+        const inGrads = scope(() => table[node.prim](node, g, needs, offer));
         for (let i = 0; i < node.edges.length; i++) {
           const e = node.edges[i];
           const gi = inGrads[i];
@@ -193,7 +217,7 @@ export function backward(
           if (e.leaf) accumulateLeaf(e.leaf, gi, helpers.add, helpers.clone);
           else {
             const prev = pending.get(e.node);
-            pending.set(e.node, prev ? helpers.add(prev, gi) : gi.detach());
+            pending.set(e.node, prev && !taken.has(i) ? helpers.add(prev, gi) : gi.detach());
             prev?.dispose();
           }
         }

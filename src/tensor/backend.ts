@@ -29,6 +29,10 @@ export interface Kernels {
   unary(op: number, x: P, xo: O, out: P, oo: O, n: number, dtypeCode?: number): void;
   unaryBackward(op: number, x: P, xo: O, y: P, yo: O, g: P, go: O, dx: P, dxo: O, n: number): void;
   clamp(x: P, xo: O, out: P, oo: O, n: number, lo: number, hi: number, dtypeCode?: number): void;
+  /** out = silu(gate) * up, one pass (f32 or bf16 storage). */
+  swiglu(gate: P, go: O, up: P, uo: O, out: P, oo: O, n: number, dtypeCode?: number): void;
+  /** Its backward from (gate, up, g), silu recomputed: dgate and dup written (f32). */
+  swigluBackward(gate: P, go: O, up: P, uo: O, g: P, gO: O, dgate: P, dgo: O, dup: P, duo: O, n: number): void;
   binary(op: number, a: P, ao: O, as: number[], b: P, bo: O, bs: number[], out: P, oo: O, shape: number[], dtypeCode?: number): void;
   where(c: P, co: O, cs: number[], a: P, ao: O, as: number[], b: P, bo: O, bs: number[], out: P, oo: O, shape: number[],
     dtypeCode?: number): void;
@@ -56,6 +60,12 @@ export interface Kernels {
   rmsNorm(x: P, xo: O, w: P, wo: O, y: P, yo: O, rstd: P, ro: O, N: number, C: number, eps: number, dtypeCode?: number): void;
   rmsNormBackward(x: P, xo: O, w: P, wo: O, rstd: P, ro: O, dy: P, dyo: O, dx: P, dxo: O, dw: P, dwo: O, N: number,
     C: number): void;
+  /** Fused residual add + RMSNorm: sum = x + residual (rounded to the dtype), y = rmsNorm(sum), rstd (N) f32. */
+  addRmsNorm(x: P, xo: O, residual: P, ro: O, w: P, wo: O, sum: P, so: O, y: P, yo: O, rstd: P, rso: O, N: number, C: number,
+    eps: number, dtypeCode?: number): void;
+  /** Its backward: dx = rmsNormBackward's dx of dy, plus gSum when given (null: none); dw written. */
+  addRmsNormBackward(sum: P, so: O, w: P, wo: O, rstd: P, ro: O, dy: P, dyo: O, gSum: P, gso: O, dx: P, dxo: O, dw: P,
+    dwo: O, N: number, C: number): void;
   layerNorm(x: P, xo: O, w: P, wo: O, b: P, bo: O, y: P, yo: O, mean: P, mo: O, rstd: P, ro: O, N: number, C: number,
     eps: number, dtypeCode?: number): void;
   layerNormBackward(x: P, xo: O, w: P, wo: O, mean: P, mo: O, rstd: P, ro: O, dy: P, dyo: O, dx: P, dxo: O, dw: P,

@@ -10,8 +10,9 @@ import { expand, permute, reshape, slice, sliceBackward } from './ops/shape.js';
 import { keepdimShape, mean, sum, sumTo } from './ops/reduce.js';
 import { cumsum } from './ops/nn.js';
 import { gather, indexAdd, scatterAddInto } from './ops/index.js';
-import { crossEntropyBackward, rotaryInverse } from './ops/fused.js';
+import { addRmsNormBackward, crossEntropyBackward, rotaryInverse } from './ops/fused.js';
 import { linearCrossEntropyBackward } from './ops/linear_cross_entropy.js';
+import { swigluBackward } from './ops/swiglu.js';
 
 const p = <T>(n: GradNode, k: string) => n.params[k] as T;
 const s = (n: GradNode, i: number) => n.saved[i]!;
@@ -224,11 +225,20 @@ export const GRAD_RULES: { [P in Primitive]: GradRule } = {
   },
   dropout: (n, g) => [mul(g, s(n, 0))],
   rms_norm: (n, g) => normBackward(n, g, false),
+  // addRmsNorm's normed output; input 0 is its sum (an 'add' node). The gradient already pending for
+  // the sum from its other consumers is folded into the norm's dx in the same pass when there is one.
+  add_rms_norm: (n, g, _needs, pending) => {
+    const gSum = pending?.prior(0) ?? null;
+    const grads = addRmsNormBackward(s(n, 0), s(n, 1), s(n, 2), g, gSum);
+    if (gSum) pending!.take(0);
+    return grads;
+  },
   layer_norm: (n, g) => normBackward(n, g, true),
   rotary: (n, g) => [rotaryInverse(g, s(n, 0), s(n, 1), p<number>(n, 'scaling')), null, null],
   attention: attentionRule,
   cross_entropy: (n, g) => [crossEntropyBackward(s(n, 0), s(n, 1), s(n, 2), g, p<number>(n, 'ignoreIndex'), p<number>(n, 'eps')), null],
   linear_cross_entropy: linearCrossEntropyBackward,
+  swiglu: (n, g) => swigluBackward(s(n, 0), s(n, 1), g),
   // Activation checkpointing: the node carries its own rule (recompute, then backward inside).
   checkpoint: (n, g, needs) => p<GradRule>(n, 'rule')(n, g, needs),
 };

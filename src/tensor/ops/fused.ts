@@ -1,4 +1,4 @@
-// Fused ops with hand-written backward kernels: rms_norm, layer_norm, rotary embedding,
+// Fused ops with hand-written backward kernels: rms_norm (alone or after a residual add), layer_norm, rotary embedding,
 // causal attention (GQA, padding and packed-document masks, online softmax) and
 // cross-entropy over vocab chunks. Shapes: B batch, T time, H heads, D head dim, C channels, V vocab.
 import { record } from '../autograd.js';
@@ -33,6 +33,53 @@ export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-6): Tensor {
   record('rms_norm', [x, w], y, [x, w, rstd]);
   rstd.dispose();
   return y;
+}
+
+/**
+ * The pre-norm residual step fused (llm.c / Liger "fused residual"): `sum = x + residual` and
+ * `normed = rmsNorm(sum, w, eps)` in one pass over each row (x and residual read once, sum and normed
+ * written, rstd saved). Returns [sum, normed], bitwise `add(x, residual)` then `rmsNorm` of it (the
+ * sum rounds to the dtype before the norm reads it). x and residual (..., C) of one shape, w (C).
+ *
+ * Autograd: the tape holds one node per output tensor, so this records two nodes sharing the
+ * forward's work: sum is an ordinary 'add' node of (x, residual), and normed an 'add_rms_norm' node
+ * of (sum, w) saving sum, w and rstd (what rmsNorm saves). The graph is the unfused one, so
+ * gradients from both outputs flow as they would there; the fusion in backward is that the norm's
+ * rule folds the gradient the sum already holds from its other consumers (g_sum) into its dx
+ * (d(sum) = g_sum + rmsnorm_backward(g_normed), one kernel pass instead of a backward plus an add),
+ * and the 'add' node then hands d(sum) to x and residual unchanged. A packed two-output node would
+ * need zero-filled gradients for whichever output has none, and two nodes each pointing at x and
+ * residual would add their gradients twice and in a different order.
+ */
+export function addRmsNorm(x: Tensor, residual: Tensor, w: Tensor, eps = 1e-6): [Tensor, Tensor] {
+  check('addRmsNorm', x, 'input', FLOATS);
+  check('addRmsNorm', residual, 'residual', FLOATS);
+  check('addRmsNorm', w, 'weight', FLOATS);
+  sameDevice('addRmsNorm', x, residual, w);
+  sameDType('addRmsNorm', x, residual, w);
+  if (x.shape.join() !== residual.shape.join())
+    throw new TemperError(`addRmsNorm: residual shape ${fmtShape(residual.shape)} does not match input ${fmtShape(x.shape)} (no broadcasting)`);
+  const C = lastDimMatches('addRmsNorm', x, w, 'weight');
+  const N = C === 0 ? 0 : x.numel / C;
+  const sum = empty(x.shape, x.dtype, x);
+  const y = empty(x.shape, x.dtype, x);
+  const rstd = empty([N], 'f32', x);
+  kern(x).addRmsNorm(x.handle, x.byteOffset, residual.handle, residual.byteOffset, w.handle, w.byteOffset, sum.handle, 0, y.handle, 0,
+    rstd.handle, 0, N, C, eps, DTYPE_CODE[x.dtype]);
+  record('add', [x, residual], sum);
+  record('add_rms_norm', [sum, w], y, [sum, w, rstd]);
+  rstd.dispose();
+  return [sum, y];
+}
+
+/** @internal backward of add_rms_norm: [d(sum), dw] with d(sum) = gSum + the norm's dx of g. */
+export function addRmsNormBackward(sum: Tensor, w: Tensor, rstd: Tensor, g: Tensor, gSum: Tensor | null): [Tensor, Tensor] {
+  const C = w.numel, N = C === 0 ? 0 : sum.numel / C;
+  const dx = empty(sum.shape, 'f32', sum);
+  const dw = empty(w.shape, 'f32', sum);
+  kern(sum).addRmsNormBackward(sum.handle, sum.byteOffset, w.handle, w.byteOffset, rstd.handle, rstd.byteOffset, g.handle, g.byteOffset,
+    gSum?.handle ?? null, gSum?.byteOffset ?? 0, dx.handle, 0, dw.handle, 0, N, C);
+  return [dx, dw];
 }
 
 /** torch.nn.functional.layer_norm over the last dim, with weight and optional bias. */
