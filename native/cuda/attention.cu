@@ -34,8 +34,6 @@ constexpr int KPW = BK / NWK;          // keys per warp when accumulating dk/dv
 constexpr unsigned FULL = 0xffffffffu;
 static_assert(BR == BK, "the dq kernel stages out rows in its K tile");
 
-
-
 // 4 consecutive elements as one load (16 bytes of f32, 8 of bf16), widened.
 template <typename T>
 struct alignas(4 * sizeof(T)) Pack4 {

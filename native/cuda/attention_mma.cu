@@ -640,7 +640,6 @@ std::string shape(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, in
   return cuda::dims({{"B", B}, {"Tq", Tq}, {"Tk", Tk}, {"Hq", Hq}, {"Hkv", Hkv}, {"D", D}});
 }
 
-
 // Tensor cores: D 64 or 128, sm_80+, 16-byte aligned buffers, sizes in int, not disabled by
 // TEMPER_ATTENTION_MMA=0.
 bool use_mma(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t D, std::initializer_list<const void*> ptrs) {

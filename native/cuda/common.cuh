@@ -65,6 +65,23 @@ struct alignas(sizeof(T) * W) Pack {
   T v[W];
 };
 
+// W values at p widened to f32 (p aligned to W elements), and the reverse with one rounding each.
+template <int W, typename T>
+__device__ __forceinline__ Pack<float, W> load_pack(const T* p) {
+  const Pack<T, W> s = *reinterpret_cast<const Pack<T, W>*>(p);
+  Pack<float, W> f;
+#pragma unroll
+  for (int q = 0; q < W; q++) f.v[q] = to_f32(s.v[q]);
+  return f;
+}
+template <int W, typename T>
+__device__ __forceinline__ void store_pack(T* p, const Pack<float, W>& f) {
+  Pack<T, W> s;
+#pragma unroll
+  for (int q = 0; q < W; q++) s.v[q] = from_f32<T>(f.v[q]);
+  *reinterpret_cast<Pack<T, W>*>(p) = s;
+}
+
 // Whether a pointer allows 16-byte vector loads (a null pointer is never dereferenced).
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 

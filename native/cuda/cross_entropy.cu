@@ -13,6 +13,7 @@
 namespace temper {
 
 namespace {
+using cuda::load_pack;
 using cuda::fast_exp;
 using cuda::aligned16;
 using cuda::bf16;
@@ -23,24 +24,11 @@ using cuda::to_f32;
 using cuda::block_max;
 using cuda::block_sum;
 
-
 template <int W>
 using Floats = Pack<float, W>;
 
-
-template <int W, typename T>
-__device__ __forceinline__ Floats<W> load(const T* p) {
-  const Pack<T, W> s = *reinterpret_cast<const Pack<T, W>*>(p);
-  Floats<W> f;
-#pragma unroll
-  for (int q = 0; q < W; q++) f.v[q] = to_f32(s.v[q]);
-  return f;
-}
-
-
 // Threads per row block: enough for `work` items, a warp multiple, at most 256.
 int row_threads(int64_t work) { return (int)std::min<int64_t>(256, std::max<int64_t>(32, (work + 31) / 32 * 32)); }
-
 
 __global__ void check_labels_kernel(const int32_t* labels, int64_t N, int64_t V, int32_t ignore_index,
                                     unsigned long long* bad) {
@@ -68,7 +56,7 @@ __global__ void ce_forward_kernel(const T* logits, const int32_t* labels, float*
     float mx = -INFINITY;
     double sx = 0.0;  // sum x for the smoothing term; double, as the CPU's chunk sums are added
     for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W);
+      const Floats<W> a = load_pack<W>(xr + j * W);
 #pragma unroll
       for (int q = 0; q < W; q++) {
         mx = a.v[q] > mx ? a.v[q] : mx;
@@ -80,7 +68,7 @@ __global__ void ce_forward_kernel(const T* logits, const int32_t* labels, float*
     const float shift = mx == -INFINITY ? 0.0f : mx;
     float s = 0.0f;
     for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W);
+      const Floats<W> a = load_pack<W>(xr + j * W);
 #pragma unroll
       for (int q = 0; q < W; q++) s += fast_exp(a.v[q] - shift);
     }
@@ -115,7 +103,7 @@ __global__ void ce_backward_kernel(const float* logits, const int32_t* labels, c
 #pragma unroll
         for (int q = 0; q < W; q++) o.v[q] = 0.0f;
       } else {
-        const Floats<W> a = load<W>(xr + j * W);
+        const Floats<W> a = load_pack<W>(xr + j * W);
 #pragma unroll
         for (int q = 0; q < W; q++) {
           float d = __fsub_rn(fast_exp(__fsub_rn(a.v[q], l)), eps_v);

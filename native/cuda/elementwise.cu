@@ -24,11 +24,7 @@ using cuda::to_f32;
 constexpr int kThreads = 256;
 constexpr int kMaxDims = 8;
 
-
 // ---- storage types ------------------------------------------------------------------------------
-
-
-
 
 // Elements of T per 16-byte load: 4 f32 or 8 bf16.
 template <typename T>
@@ -43,7 +39,6 @@ void check_dtype(int dtype, const char* op) {
 }
 
 // ---- scalar math --------------------------------------------------------------------------------
-
 
 __device__ __forceinline__ float erf_f(float v) { return (float)erf((double)v); }
 __device__ __forceinline__ float tanh_f(float v) { return (float)tanh((double)v); }

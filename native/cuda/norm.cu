@@ -13,6 +13,8 @@
 namespace temper {
 
 namespace {
+using cuda::load_pack;
+using cuda::store_pack;
 using cuda::aligned16;
 using cuda::bf16;
 using cuda::from_f32;
@@ -23,37 +25,19 @@ using cuda::block_sum;
 
 constexpr int kColThreads = 256;
 
-
 template <int W>
 using Floats = Pack<float, W>;
 
-
-template <int W, typename T>
-__device__ __forceinline__ Floats<W> load(const T* p) {
-  const Pack<T, W> s = *reinterpret_cast<const Pack<T, W>*>(p);
-  Floats<W> f;
-#pragma unroll
-  for (int q = 0; q < W; q++) f.v[q] = to_f32(s.v[q]);
-  return f;
-}
-template <int W, typename T>
-__device__ __forceinline__ void store(T* p, const Floats<W>& f) {
-  Pack<T, W> s;
-#pragma unroll
-  for (int q = 0; q < W; q++) s.v[q] = from_f32<T>(f.v[q]);
-  *reinterpret_cast<Pack<T, W>*>(p) = s;
-}
 // LayerNorm's optional w and b: W values at p + i, or W copies of `fill` when p is null (the CPU's
 // ones/zeros vectors, so the fused xh*w + b rounds the same).
 template <int W, typename T>
 __device__ __forceinline__ Floats<W> load_or(const T* p, int64_t i, float fill) {
-  if (p) return load<W>(p + i);
+  if (p) return load_pack<W>(p + i);
   Floats<W> f;
 #pragma unroll
   for (int q = 0; q < W; q++) f.v[q] = fill;
   return f;
 }
-
 
 // Threads per row block: enough for `work` items, a warp multiple, at most 256.
 int row_threads(int64_t work) { return (int)std::min<int64_t>(256, std::max<int64_t>(32, (work + 31) / 32 * 32)); }
@@ -75,18 +59,18 @@ __global__ void rms_forward_kernel(const T* x, const T* w, T* y, float* rstd, in
     T* yr = y + n * C;
     double ss = 0.0;
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W);
+      const Floats<W> a = load_pack<W>(xr + j * W);
 #pragma unroll
       for (int q = 0; q < W; q++) ss += (double)a.v[q] * a.v[q];
     }
     const float r = inv_std(block_sum(ss, red), C, eps);
     if (threadIdx.x == 0) rstd[n] = r;
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W), b = load<W>(w + j * W);
+      const Floats<W> a = load_pack<W>(xr + j * W), b = load_pack<W>(w + j * W);
       Floats<W> o;
 #pragma unroll
       for (int q = 0; q < W; q++) o.v[q] = b.v[q] * (a.v[q] * r);
-      store<W>(yr + j * W, o);
+      store_pack<W>(yr + j * W, o);
     }
   }
 }
@@ -104,18 +88,18 @@ __global__ void rms_backward_dx_kernel(const float* x, const float* w, const flo
     const float r = rstd[n];
     double dot = 0.0;
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W), g = load<W>(gr + j * W), b = load<W>(w + j * W);
+      const Floats<W> a = load_pack<W>(xr + j * W), g = load_pack<W>(gr + j * W), b = load_pack<W>(w + j * W);
 #pragma unroll
       for (int q = 0; q < W; q++) dot += (double)(b.v[q] * g.v[q]) * a.v[q];
     }
     dot = block_sum(dot, red);
     const float k = (float)(dot / (double)C) * (r * r);
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W), g = load<W>(gr + j * W), b = load<W>(w + j * W);
+      const Floats<W> a = load_pack<W>(xr + j * W), g = load_pack<W>(gr + j * W), b = load_pack<W>(w + j * W);
       Floats<W> o;
 #pragma unroll
       for (int q = 0; q < W; q++) o.v[q] = r * fmaf(b.v[q], g.v[q], -(a.v[q] * k));
-      store<W>(dr + j * W, o);
+      store_pack<W>(dr + j * W, o);
     }
   }
 }
@@ -146,7 +130,7 @@ __global__ void add_rms_forward_kernel(const T* x, const T* res, const T* w, T* 
     T* yr = y + n * C;
     double ss = 0.0;
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W), b = load<W>(rr + j * W);
+      const Floats<W> a = load_pack<W>(xr + j * W), b = load_pack<W>(rr + j * W);
       Pack<T, W> h;
 #pragma unroll
       for (int q = 0; q < W; q++) {
@@ -159,11 +143,11 @@ __global__ void add_rms_forward_kernel(const T* x, const T* res, const T* w, T* 
     const float r = inv_std(block_sum(ss, red), C, eps);
     if (threadIdx.x == 0) rstd[n] = r;
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(static_cast<const T*>(sr) + j * W), b = load<W>(w + j * W);
+      const Floats<W> a = load_pack<W>(static_cast<const T*>(sr) + j * W), b = load_pack<W>(w + j * W);
       Floats<W> o;
 #pragma unroll
       for (int q = 0; q < W; q++) o.v[q] = b.v[q] * (a.v[q] * r);
-      store<W>(yr + j * W, o);
+      store_pack<W>(yr + j * W, o);
     }
   }
 }
@@ -182,18 +166,18 @@ __global__ void add_rms_backward_dx_kernel(const float* x, const float* w, const
     const float r = rstd[n];
     double dot = 0.0;
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W), g = load<W>(gr + j * W), b = load<W>(w + j * W);
+      const Floats<W> a = load_pack<W>(xr + j * W), g = load_pack<W>(gr + j * W), b = load_pack<W>(w + j * W);
 #pragma unroll
       for (int q = 0; q < W; q++) dot += (double)(b.v[q] * g.v[q]) * a.v[q];
     }
     dot = block_sum(dot, red);
     const float k = (float)(dot / (double)C) * (r * r);
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W), g = load<W>(gr + j * W), b = load<W>(w + j * W), e = load<W>(sr + j * W);
+      const Floats<W> a = load_pack<W>(xr + j * W), g = load_pack<W>(gr + j * W), b = load_pack<W>(w + j * W), e = load_pack<W>(sr + j * W);
       Floats<W> o;
 #pragma unroll
       for (int q = 0; q < W; q++) o.v[q] = __fadd_rn(__fmul_rn(r, fmaf(b.v[q], g.v[q], -(a.v[q] * k))), e.v[q]);
-      store<W>(dr + j * W, o);
+      store_pack<W>(dr + j * W, o);
     }
   }
 }
@@ -217,7 +201,7 @@ __global__ void ln_forward_kernel(const T* x, const T* w, const T* b, T* y, floa
     T* yr = y + n * C;
     double s = 0.0;
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W);
+      const Floats<W> a = load_pack<W>(xr + j * W);
 #pragma unroll
       for (int q = 0; q < W; q++) s += a.v[q];
     }
@@ -225,18 +209,18 @@ __global__ void ln_forward_kernel(const T* x, const T* w, const T* b, T* y, floa
     // Second pass around the double mean: no E[x^2] - E[x]^2 cancellation.
     double ss = 0.0;
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W);
+      const Floats<W> a = load_pack<W>(xr + j * W);
 #pragma unroll
       for (int q = 0; q < W; q++) ss += ((double)a.v[q] - mu) * ((double)a.v[q] - mu);
     }
     const float m = (float)mu, r = inv_std(block_sum(ss, red), C, eps);
     if (threadIdx.x == 0) mean[n] = m, rstd[n] = r;
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W), wv = load_or<W>(w, j * W, 1.0f), bv = load_or<W>(b, j * W, 0.0f);
+      const Floats<W> a = load_pack<W>(xr + j * W), wv = load_or<W>(w, j * W, 1.0f), bv = load_or<W>(b, j * W, 0.0f);
       Floats<W> o;
 #pragma unroll
       for (int q = 0; q < W; q++) o.v[q] = fmaf((a.v[q] - m) * r, wv.v[q], bv.v[q]);
-      store<W>(yr + j * W, o);
+      store_pack<W>(yr + j * W, o);
     }
   }
 }
@@ -254,7 +238,7 @@ __global__ void ln_backward_dx_kernel(const float* x, const float* w, const floa
     const float m = mean[n], r = rstd[n];
     double sg = 0.0, sgx = 0.0;
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W), d = load<W>(gr + j * W), wv = load_or<W>(w, j * W, 1.0f);
+      const Floats<W> a = load_pack<W>(xr + j * W), d = load_pack<W>(gr + j * W), wv = load_or<W>(w, j * W, 1.0f);
 #pragma unroll
       for (int q = 0; q < W; q++) {
         const float g = wv.v[q] * d.v[q];
@@ -265,14 +249,14 @@ __global__ void ln_backward_dx_kernel(const float* x, const float* w, const floa
     const float mg = (float)(block_sum(sg, red) / (double)C);
     const float mgx = (float)(block_sum(sgx, red) / (double)C);
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load<W>(xr + j * W), d = load<W>(gr + j * W), wv = load_or<W>(w, j * W, 1.0f);
+      const Floats<W> a = load_pack<W>(xr + j * W), d = load_pack<W>(gr + j * W), wv = load_or<W>(w, j * W, 1.0f);
       Floats<W> o;
 #pragma unroll
       for (int q = 0; q < W; q++) {
         const float xh = (a.v[q] - m) * r;
         o.v[q] = r * fmaf(-xh, mgx, fmaf(wv.v[q], d.v[q], -mg));
       }
-      store<W>(dr + j * W, o);
+      store_pack<W>(dr + j * W, o);
     }
   }
 }

@@ -29,7 +29,6 @@ __device__ __forceinline__ void store(float* p, const Floats<W>& f) {
   *reinterpret_cast<Floats<W>*>(p) = f;
 }
 
-
 struct AdamScalars {
   float b1, b2, eps, grad_scale, decay, a1, a2, neg_step_size, bc2_sqrt;
 };

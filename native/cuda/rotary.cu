@@ -18,11 +18,8 @@ using cuda::from_f32;
 using cuda::Pack;
 using cuda::to_f32;
 
-
 constexpr int kTile = 1024;  // table entries per tile (8 KB of shared memory)
 constexpr int kThreads = 256;
-
-
 
 // out may alias x exactly: each thread reads its pairs (i, i + D/2) in full before writing them,
 // so x and out are deliberately not __restrict__.

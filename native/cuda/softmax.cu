@@ -19,7 +19,6 @@ constexpr int kPack = 16 / sizeof(T);
 template <typename T>
 using Vec = Pack<T, kPack<T>>;
 
-
 // V consecutive values (V is 1 or kPack<T>) as f32.
 template <int V, typename T>
 __device__ __forceinline__ void load(const T* p, float (&v)[V]) {
@@ -140,7 +139,6 @@ __global__ void softmax_backward_kernel(const float* y, const float* dy, float* 
     }
   }
 }
-
 
 // Rows of up to 1024 take a warp each (8 per block); longer ones a block of ~C/16 threads.
 // vec: VW values per load.

@@ -1,6 +1,7 @@
 // Strided copies (permute, cat, slice, expand all reduce to one), fills and dtype casts.
 // Not a view mechanism: views are metadata in src/tensor; this moves bytes.
 #include <cstring>
+#include "bf16.h"
 #include "kernels.h"
 #include "simd.h"
 
@@ -54,20 +55,6 @@ void fill_i32(int32_t* out, int64_t n, int32_t value) {
   for (int64_t i = 0; i < n; i++) out[i] = value;
 }
 void fill_u8(uint8_t* out, int64_t n, uint8_t value) { std::memset(out, value, n); }
-
-static inline uint16_t f32_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  // quiet NaN
-  u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest even
-  return (uint16_t)(u >> 16);
-}
-static inline float bf16_to_f32(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 
 template <typename S, typename D, typename F>
 static void cast_loop(const S* s, D* d, int64_t n, F f) {

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include "bf16.h"
 #include "kernels.h"
 #include "simd.h"
 
@@ -37,20 +38,6 @@ inline void sum_blocks(const double* part, float* out, int64_t nb, int64_t C) {
   for (int64_t c = 0; c < C; c++) out[c] = (float)acc[c];
 }
 
-// copy.cc's cast: round to nearest even, NaN kept quiet with its sign and top payload bits.
-inline uint16_t to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (uint16_t)(u >> 16);
-}
-inline float from_bf16(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 
 }  // namespace
 
@@ -118,7 +105,7 @@ TEMPER_CLONES static void add_rms_norm_f32(const float* x, const float* res, con
 TEMPER_CLONES static void add_rms_norm_bf16(const uint16_t* x, const uint16_t* res, const uint16_t* w, uint16_t* sum,
                                             uint16_t* y, float* rstd, int64_t N, int64_t C, float eps) {
   std::vector<float> wf(C);
-  for (int64_t c = 0; c < C; c++) wf[c] = from_bf16(w[c]);
+  for (int64_t c = 0; c < C; c++) wf[c] = bf16_to_f32(w[c]);
 #pragma omp parallel if (N * C > kParallelMin)
   {
     std::vector<float> s(C), yf(C);
@@ -129,12 +116,12 @@ TEMPER_CLONES static void add_rms_norm_bf16(const uint16_t* x, const uint16_t* r
       uint16_t* sr = sum + n * C;
       uint16_t* yr = y + n * C;
       for (int64_t c = 0; c < C; c++) {
-        const uint16_t h = to_bf16(from_bf16(xr[c]) + from_bf16(rr[c]));
+        const uint16_t h = f32_to_bf16(bf16_to_f32(xr[c]) + bf16_to_f32(rr[c]));
         sr[c] = h;
-        s[c] = from_bf16(h);
+        s[c] = bf16_to_f32(h);
       }
       rstd[n] = rms_row_forward(s.data(), wf.data(), yf.data(), C, eps);
-      for (int64_t c = 0; c < C; c++) yr[c] = to_bf16(yf[c]);
+      for (int64_t c = 0; c < C; c++) yr[c] = f32_to_bf16(yf[c]);
     }
   }
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include "bf16.h"
 #include "kernels.h"
 #include "simd.h"
 
@@ -15,20 +16,6 @@ namespace {
 constexpr int64_t kGrain = 1 << 15;  // as elementwise.cc: below this, threads cost more than they save
 constexpr int kF32 = 0, kBF16 = 3;
 
-// copy.cc's cast: round to nearest even, NaN kept quiet with its sign and top payload bits.
-inline uint16_t to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (uint16_t)(u >> 16);
-}
-inline float from_bf16(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 
 TEMPER_CLONES void swiglu_f32(const float* gate, const float* up, float* out, int64_t n) {
 #pragma omp parallel for simd if (n > kGrain) schedule(static)
@@ -45,9 +32,9 @@ TEMPER_CLONES void swiglu_f32(const float* gate, const float* up, float* out, in
 TEMPER_CLONES void swiglu_bf16(const uint16_t* gate, const uint16_t* up, uint16_t* out, int64_t n) {
 #pragma omp parallel for simd if (n > kGrain) schedule(static)
   for (int64_t i = 0; i < n; i++) {
-    float v = from_bf16(gate[i]);
-    float a = from_bf16(to_bf16(v / (1.0f + fast_exp(-v))));
-    out[i] = to_bf16(a * from_bf16(up[i]));
+    float v = bf16_to_f32(gate[i]);
+    float a = bf16_to_f32(f32_to_bf16(v / (1.0f + fast_exp(-v))));
+    out[i] = f32_to_bf16(a * bf16_to_f32(up[i]));
   }
 }
 
