@@ -1,7 +1,9 @@
 // The CUDA backend at model level: the tiny llama trains 20 steps on cuda and on cpu from the
 // same weights with the same losses (f32, to 1e-4), and greedy generation with the KV cache in
 // device memory picks the same tokens. Skipped where temper was built without CUDA or no GPU
-// is present; the device-movement API is checked on any machine.
+// is present; the device-movement API is checked on any machine. `npm run test:devices` runs
+// it with TEMPER_CUDA_EMULATE=1 (CPU kernels behind a "cuda:0"), which checks the device
+// plumbing (every tensor on the model's device, no stray host tensors) without a GPU.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';

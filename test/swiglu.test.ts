@@ -28,7 +28,7 @@ function same(what: string, gotA: ArrayLike<number>, wantA: ArrayLike<number>): 
       continue;
     }
     if (onCpu) assert.equal(gu[i], wu[i], `${what}[${i}]: ${a} vs ${b} (not bit-identical)`);
-    else assert.ok(Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b)), `${what}[${i}]: ${a} vs ${b}`);
+    else assert.ok(a === b || Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b)), `${what}[${i}]: ${a} vs ${b}`);
   }
 }
 

@@ -198,10 +198,24 @@ let cudaCurrent = -1;
 
 function loadCuda(): (Kernels & CudaControl) | null {
   if (cudaAddon === undefined) {
-    const p = findBuilt('temper_cuda.node');
-    cudaAddon = p ? (createRequire(import.meta.url)(p) as Kernels & CudaControl) : null;
+    if (process.env.TEMPER_CUDA_EMULATE === '1') cudaAddon = emulatedCuda();
+    else {
+      const p = findBuilt('temper_cuda.node');
+      cudaAddon = p ? (createRequire(import.meta.url)(p) as Kernels & CudaControl) : null;
+    }
   }
   return cudaAddon;
+}
+
+/**
+ * TEMPER_CUDA_EMULATE=1 (tests of the device plumbing on machines without a GPU): one "cuda:0"
+ * whose kernels are the CPU's. Every tensor still carries its device, so a tensor left on the
+ * wrong device, a missing `device` option or a host read the code did not plan for shows up
+ * as it would on a GPU; only the arithmetic is the CPU's.
+ */
+function emulatedCuda(): Kernels & CudaControl {
+  const cpu = kernelsFor('cpu');
+  return { ...cpu, deviceCount: () => 1, useDevice: () => {}, synchronize: () => {}, deviceName: () => 'emulated on the CPU', allowTf32: () => {} };
 }
 
 /** Number of CUDA devices temper can use (0 when built without CUDA or no GPU is present). */
