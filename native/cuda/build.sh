@@ -27,7 +27,15 @@ missing() {
 nvcc="${CUDA_HOME:+$CUDA_HOME/bin/nvcc}"
 [ -n "$nvcc" ] && [ -x "$nvcc" ] || nvcc="$(command -v nvcc || true)"
 [ -n "$nvcc" ] || missing "no nvcc (set CUDA_HOME or put nvcc on PATH)"
-cuda_home="${CUDA_HOME:-$(dirname "$(dirname "$(readlink -f "$nvcc")")")}"
+# The toolkit root holds include/cuda_runtime.h: CUDA_HOME, else the one above nvcc (a wrapper
+# script on PATH may sit elsewhere), else /usr/local/cuda.
+cuda_home="${CUDA_HOME:-}"
+if [ -z "$cuda_home" ]; then
+  for d in "$(dirname "$(dirname "$(readlink -f "$nvcc")")")" /usr/local/cuda; do
+    [ -f "$d/include/cuda_runtime.h" ] && { cuda_home="$d"; break; }
+  done
+fi
+[ -n "$cuda_home" ] || missing "no CUDA toolkit headers (cuda_runtime.h) beside $nvcc or in /usr/local/cuda; set CUDA_HOME"
 cuda_major="$("$nvcc" --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')"
 
 # cuBLASLt: the toolkit's, else the pip package's (site-packages/nvidia/cublas).
