@@ -23,6 +23,7 @@
 import { record, type GradNode } from '../autograd.js';
 import { DTYPE_CODE, DTYPE_SIZE } from '../dtype.js';
 import { TemperError, fmtShape } from '../errors.js';
+import type { Device } from '../backend.js';
 import { Tensor } from '../tensor.js';
 import { autocastDtype } from '../scope.js';
 import { FLOATS, check, empty, kern, sameDType, sameDevice } from './util.js';
@@ -32,17 +33,23 @@ import { reshape } from './shape.js';
 import { sum } from './reduce.js';
 import type { CrossEntropyOptions } from './fused.js';
 
-/** Bytes of f32 logits one chunk may take (the backward holds two such buffers: logits and dlogits). */
-const CHUNK_BYTES = 32 * 1024 * 1024;
+/**
+ * Bytes of f32 logits one chunk may take (the backward holds two such buffers: logits and
+ * dlogits). On the CPU a chunk that stays in cache matters; on a GPU each chunk costs a GEMM
+ * that wants many rows for its tensor cores and a host sync (the label check), so chunks are
+ * larger there: ~1.6k rows at a 152k vocabulary instead of ~55.
+ */
+const CHUNK_BYTES = { cpu: 32 * 1024 * 1024, gpu: 1024 * 1024 * 1024 };
 const ARGMAX = 5; // reduce op code (ops/reduce.ts)
 
-/** Rows per chunk when none is given: ~32 MiB of f32 logits, at least one row. */
-export function defaultChunkRows(vocab: number): number {
-  return Math.max(1, Math.floor(CHUNK_BYTES / (4 * Math.max(1, vocab))));
+/** Rows per chunk when none is given, for logits on `device`; at least one row. */
+export function defaultChunkRows(vocab: number, device: Device = 'cpu'): number {
+  const bytes = device === 'cpu' ? CHUNK_BYTES.cpu : CHUNK_BYTES.gpu;
+  return Math.max(1, Math.floor(bytes / (4 * Math.max(1, vocab))));
 }
 
 export interface LinearCrossEntropyOptions extends CrossEntropyOptions {
-  /** Rows of hidden per chunk (the chunk's logits are chunkRows x V). Default: ~32 MiB of logits. */
+  /** Rows of hidden per chunk (the chunk's logits are chunkRows x V). Default: ~32 MiB of logits on CPU, ~1 GiB on a GPU. */
   chunkRows?: number;
   /** Also return the per-row argmax of the logits (i32, labels' shape; -1 on ignored rows). */
   returnArgmax?: boolean;
@@ -111,7 +118,7 @@ function lossRows(op: string, hidden: Tensor, weight: Tensor, labels: Tensor, ig
     const rowsC = mine(empty([R], 'f32', hidden));
     const lse = mine(empty([R], 'f32', hidden));
     const argC = wantArgmax ? mine(empty([R], 'i32', hidden)) : null;
-    const cr = Math.min(chunkRows ?? defaultChunkRows(V), Math.max(R, 1));
+    const cr = Math.min(chunkRows ?? defaultChunkRows(V, hidden.device), Math.max(R, 1));
     const k = kern(hidden);
     const inCode = DTYPE_CODE[hc.dtype], outCode = DTYPE_CODE[logitsDType], es = DTYPE_SIZE[hc.dtype];
     if (R > 0) {
