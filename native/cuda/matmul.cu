@@ -28,8 +28,19 @@ struct Plan {
   cublasLtMatmulAlgo_t algo;
 };
 
-// dtype, out dtype, tf32, ta, tb, M, N, K, batch, a stride, b stride, beta != 0
-using Key = std::tuple<int, int, bool, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+// dtype, out dtype, tf32, ta, tb, M, N, K, batch, a stride, b stride, beta != 0, alignment of A, B, C
+using Key = std::tuple<int, int, bool, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, uint32_t, uint32_t,
+                       uint32_t>;
+
+// The largest power of two (at most 256, cuBLASLt's default assumption) dividing the address.
+// Views start at any element, and an algorithm picked for 256-byte aligned buffers may fail or
+// read wrongly on a 4-byte aligned one, so the plan is chosen for the alignment at hand.
+uint32_t alignment(const void* p) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uint32_t k = 256;
+  while (k > 1 && (a & (k - 1))) k >>= 1;
+  return k;
+}
 
 struct DeviceLt {
   cublasLtHandle_t handle = nullptr;
@@ -63,7 +74,7 @@ cublasLtMatrixLayout_t layout(cudaDataType_t type, int64_t rows, int64_t cols, i
 }
 
 Plan make_plan(DeviceLt& d, const Key& key, const std::string& detail) {
-  auto [dtype, out_dtype, tf32, ta, tb, M, N, K, batch, a_bs, b_bs, has_beta] = key;
+  auto [dtype, out_dtype, tf32, ta, tb, M, N, K, batch, a_bs, b_bs, has_beta, align_a, align_b, align_c] = key;
   cudaDataType_t type = dtype == 3 ? CUDA_R_16BF : CUDA_R_32F;
   cudaDataType_t out_type = out_dtype == 3 ? CUDA_R_16BF : CUDA_R_32F;
   cublasComputeType_t compute = dtype == 0 && tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
@@ -81,6 +92,12 @@ Plan make_plan(DeviceLt& d, const Key& key, const std::string& detail) {
   uint64_t ws = kWorkspaceBytes;
   check_lt(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "preference",
            detail);
+  // cuBLASLt's first operand is temper's B, its second temper's A (see the file comment).
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> aligns[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_b}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c}};
+  for (const auto& [attr, bytes] : aligns)
+    check_lt(cublasLtMatmulPreferenceSetAttribute(pref, attr, &bytes, sizeof bytes), "preference", detail);
   cublasLtMatmulHeuristicResult_t result;
   int found = 0;
   cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(d.handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
@@ -132,7 +149,8 @@ void matmul(const void* A, const void* B, void* C, int64_t batch, int64_t M, int
   }
   std::lock_guard<std::mutex> lock(g_mu);
   DeviceLt& d = lt();
-  Key key{dtype, out_dtype, allow_tf32(), trans_a, trans_b, M, N, K, batch, a_bs, b_bs, beta != 0.0f};
+  Key key{dtype, out_dtype, allow_tf32(), trans_a, trans_b, M, N, K, batch, a_bs, b_bs, beta != 0.0f,
+          alignment(A), alignment(B), alignment(C)};
   auto it = d.plans.find(key);
   if (it == d.plans.end()) it = d.plans.emplace(key, make_plan(d, key, detail)).first;
   const Plan& p = it->second;
