@@ -212,3 +212,16 @@ test('a hub id resolves from the HF cache layout without the network', async () 
   await assert.rejects(T.resolveModelRef('not a ref'), /no such folder, and not a hub id/);
   rmSync(cache, { recursive: true });
 });
+
+test('config.json from transformers 5 (rope_parameters) reads as the older rope_theta + rope_scaling', () => {
+  const base = { model_type: 'llama', hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 2, intermediate_size: 128, vocab_size: 256 };
+  const scaling = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+  const v4 = T.parseConfig({ ...base, rope_theta: 500000, rope_scaling: scaling });
+  const v5 = T.parseConfig({ ...base, rope_parameters: { rope_theta: 500000, ...scaling } });
+  assert.equal(v5.ropeTheta, 500000);
+  assert.deepEqual(v5.ropeScaling, { rope_theta: 500000, ...scaling });
+  assert.deepEqual(T.ropeInvFreq(16, v5.ropeTheta, v5.ropeScaling), T.ropeInvFreq(16, v4.ropeTheta, v4.ropeScaling));
+  const plain = T.parseConfig({ ...base, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } });
+  assert.equal(plain.ropeTheta, 1e6);
+  assert.equal(plain.ropeScaling, null);
+});

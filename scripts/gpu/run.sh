@@ -4,13 +4,14 @@
 # training and generation checks, the op test suite with cuda as the default device) and the
 # benchmarks against PyTorch / transformers on the same GPU. Logs go to OUTDIR; summary.txt
 # collects the results. One device call runs at most 10 minutes, so the work comes in stages:
-#   scripts/gpu/run.sh OUTDIR [build] [test] [bench-ops] [bench-train] [bench-generate]
+#   scripts/gpu/run.sh OUTDIR [build] [test] [hf-interop] [bench-ops] [bench-train] [bench-generate]
 # (no stage: all of them, in that order; a warm machine keeps the build between calls).
+# hf-interop: temper against the real transformers / PEFT (scripts/gpu/hf_interop.py and .mjs).
 set -uo pipefail
-out="${1:?usage: scripts/gpu/run.sh OUTDIR [build] [test] [bench-ops] [bench-train] [bench-generate]}"
+out="${1:?usage: scripts/gpu/run.sh OUTDIR [build] [test] [hf-interop] [bench-ops] [bench-train] [bench-generate]}"
 shift
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(build test bench-ops bench-train bench-generate)
+[ ${#stages[@]} -eq 0 ] && stages=(build test hf-interop bench-ops bench-train bench-generate)
 cd "$(dirname "$0")/../.."
 mkdir -p "$out"
 summary="$out/summary.txt"
@@ -71,6 +72,21 @@ for stage in "${stages[@]}"; do
       run_tests op_suite_on_cuda "TEMPER_DEVICE=cuda:0" dist/test/ops.test.js dist/test/autograd.test.js dist/test/gradcheck.test.js \
         dist/test/fixtures.test.js dist/test/memory.test.js dist/test/bf16.test.js dist/test/models.test.js dist/test/generate.test.js \
         dist/test/checkpoint.test.js dist/test/linear_cross_entropy.test.js dist/test/optim_multi.test.js
+      ;;
+    hf-interop)  # transformers makes models, temper loads/compares/saves/adapts them, transformers+PEFT load temper's output
+      # (PYTHON overrides the python3 that has torch + transformers)
+      work="$out/hf_interop"
+      rm -rf "$work"
+      mkdir -p "$work"
+      t0=$SECONDS
+      {
+        "${PYTHON:-python3}" scripts/gpu/hf_interop.py "$work"; rc_make=$?
+        node scripts/gpu/hf_interop.mjs "$work"; rc_temper=$?
+        "${PYTHON:-python3}" scripts/gpu/hf_interop.py --check "$work"; rc_check=$?
+        echo "rc: make=$rc_make temper=$rc_temper check=$rc_check"
+      } > "$out/hf_interop.log" 2>&1
+      note "hf-interop: $(tail -1 "$out/hf_interop.log"); $(grep -c '^PASS' "$out/hf_interop.log") PASS, $(grep -c '^FAIL' "$out/hf_interop.log") FAIL, $(grep -c '^SKIP' "$out/hf_interop.log") SKIP ($((SECONDS - t0)) s)"
+      grep -E '^(# |FAIL|SKIP)|Error' "$out/hf_interop.log" | head -40 >> "$summary"
       ;;
     bench-ops) bench bench_ops_cuda ops --device cuda ;;
     bench-train)

@@ -141,7 +141,13 @@ export function parseConfig(raw: unknown, source = 'config.json'): ModelConfig {
   if (!Number.isInteger(headDim)) throw new TemperError(`${source}: hidden_size ${C} is not divisible by num_attention_heads ${H}; set "head_dim"`);
   const Hkv = r.int('num_key_value_heads', H);
   if (H % Hkv !== 0) throw new TemperError(`${source}: num_attention_heads ${H} is not divisible by num_key_value_heads ${Hkv}`);
-  const ropeScaling = (r.raw.rope_scaling ?? null) as RopeScaling | null;
+  // transformers 5 writes `rope_parameters` ({ rope_type, rope_theta, factor, … }) in place of
+  // rope_theta + rope_scaling; earlier versions write those two keys.
+  const ropeParams = (r.raw.rope_parameters ?? null) as (RopeScaling & { rope_theta?: number }) | null;
+  const ropeScaling = ropeParams
+    ? (ropeParams.rope_type ?? ropeParams.type ?? 'default') === 'default' ? null : ropeParams
+    : ((r.raw.rope_scaling ?? null) as RopeScaling | null);
+  const ropeTheta = typeof ropeParams?.rope_theta === 'number' ? ropeParams.rope_theta : r.num('rope_theta', 10000);
   const attentionBias = r.bool('attention_bias', false);
   const useSliding = modelType === 'mistral' ? true : r.bool('use_sliding_window', false);
   const partial = r.num('partial_rotary_factor', 1);
@@ -157,7 +163,7 @@ export function parseConfig(raw: unknown, source = 'config.json'): ModelConfig {
     headDim,
     normEps: r.num('rms_norm_eps', 1e-6),
     hiddenAct: r.str('hidden_act', 'silu'),
-    ropeTheta: r.num('rope_theta', 10000),
+    ropeTheta,
     ropeScaling,
     maxPositionEmbeddings: r.int('max_position_embeddings', 2048),
     tieWordEmbeddings: r.bool('tie_word_embeddings', false),
