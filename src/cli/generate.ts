@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { TemperError } from '../tensor/index.js';
+import { TemperError, normalizeDevice, type Device } from '../tensor/index.js';
 import { loadAdapter, loadModelFromDir, resolveModelRef } from '../io/index.js';
 import { CausalLM } from '../models/index.js';
 import { Tokenizer, applyChatTemplate, type ChatMessage } from '../text/index.js';
@@ -26,6 +26,8 @@ generation_config.json sets do_sample).
   --temperature T           0 = greedy
   --top_k K  --top_p P  --min_p P  --repetition_penalty R
   --seed S                  sampling seed (default 0)
+  --device D                cpu (default), cuda or cuda:N
+  --dtype D                 f32 (default) or bf16 (half the weight memory; f32 math inside)
 `;
 
 /** Runs `temper generate ARGV`; returns the exit code. */
@@ -47,6 +49,8 @@ export async function generateCommand(argv: string[]): Promise<number> {
       min_p: { type: 'string' },
       repetition_penalty: { type: 'string' },
       seed: { type: 'string', default: '0' },
+      device: { type: 'string', default: 'cpu' },
+      dtype: { type: 'string', default: 'f32' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -57,6 +61,8 @@ export async function generateCommand(argv: string[]): Promise<number> {
   }
   if (!v.model) throw new TemperError('generate: --model PATH_OR_ID is required');
   if (v.prompt === undefined) throw new TemperError('generate: --prompt TEXT is required');
+  if (v.dtype !== 'f32' && v.dtype !== 'bf16') throw new TemperError(`generate: --dtype must be f32 or bf16, got '${v.dtype}'`);
+  const device: Device = normalizeDevice(v.device!);
   const num = (name: string, s: string | undefined): number | undefined => {
     if (s === undefined) return undefined;
     const x = Number(s);
@@ -78,6 +84,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const tok = await Tokenizer.fromDir(tokDir);
   const model = loadModelFromDir(dir);
   if (v.adapter) loadAdapter(model, v.adapter);
+  model.to(device).to(v.dtype as 'f32' | 'bf16');
   if (!(model instanceof CausalLM)) throw new TemperError(`generate: ${dir} is a ${model.config.architectures[0]}, not a causal language model`);
   if (tok.vocabSize > model.config.vocabSize)
     throw new TemperError(`generate: the tokenizer in ${tokDir} has ${tok.vocabSize} tokens but the model's vocab_size is ${model.config.vocabSize}`);

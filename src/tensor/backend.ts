@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TemperError } from './errors.js';
 
 /** Opaque handle of one native allocation. */
 export type Handle = { readonly __brand: 'temper.Handle' };
@@ -127,7 +128,7 @@ function findBuilt(file: string): string | null {
 function findAddon(): string {
   const p = findBuilt('temper_native.node');
   if (p) return p;
-  throw new Error(
+  throw new TemperError(
     'temper: the native addon (build/Release/temper_native.node) is not built. ' +
       'Run `npm run setup` (installs the BLAS and builds it) or `npm run build:native`.',
   );
@@ -151,7 +152,7 @@ export function normalizeDevice(device: string): Device {
   if (device === 'cpu') return 'cpu';
   if (device === 'cuda') return 'cuda:0';
   if (/^cuda:\d+$/.test(device)) return device as Device;
-  throw new Error(`unknown device "${device}" (use "cpu", "cuda" or "cuda:N")`);
+  throw new TemperError(`unknown device "${device}" (use "cpu", "cuda" or "cuda:N")`);
 }
 
 /**
@@ -227,14 +228,14 @@ export function cudaDeviceCount(): number {
 function cudaKernelsFor(index: number): Kernels & CudaControl {
   const addon = loadCuda();
   if (!addon)
-    throw new Error(
+    throw new TemperError(
       `temper was built without CUDA: device "cuda:${index}" is not available (only "cpu"). ` +
         'Build the CUDA backend with `npm run build:cuda` on a machine with the CUDA toolkit and cuBLAS.',
     );
   let k = cudaKernels.get(index);
   if (!k) {
     const count = addon.deviceCount();
-    if (index >= count) throw new Error(`device "cuda:${index}" is not available: ${count} CUDA device(s) found`);
+    if (index >= count) throw new TemperError(`device "cuda:${index}" is not available: ${count} CUDA device(s) found`);
     const bound: Record<string, unknown> = {};
     for (const [name, fn] of Object.entries(addon)) {
       if (typeof fn !== 'function' || name === 'deviceCount') continue;
