@@ -149,6 +149,9 @@ test('returnArgmax gives the argmax of the logits on kept rows, -1 on ignored ro
   });
 });
 
+// A mean or sum loss gets its gradients in the forward for an upstream gradient of 1 and scales
+// them in backward; under autocast the unscaled dlogits round to bf16 (Liger does the same), where
+// the unfused head rounds the scaled ones: the gradients then agree to bf16 rounding, not 1e-5.
 test('under autocast(bf16) the fused head matches the mixed-precision unfused head (loss and gradients)', () => {
   const before = live();
   const N = 45, V = 67, C = 24;
@@ -156,7 +159,12 @@ test('under autocast(bf16) the fused head matches the mixed-precision unfused he
   for (const reduction of ['mean', 'none'] as const) {
     const want = T.autocast('bf16', () => run((h, w, y) => T.crossEntropy(T.linear(h, w), y, { reduction, labelSmoothing: 0.05 }), N, V, C, labels));
     const got = T.autocast('bf16', () => run((h, w, y) => T.linearCrossEntropy(h, w, y, { reduction, labelSmoothing: 0.05, chunkRows: 16 }), N, V, C, labels));
-    assertSame(got, want, `autocast ${reduction}`);
+    if (reduction === 'none') assertSame(got, want, `autocast ${reduction}`);
+    else {
+      assertClose(got.loss, want.loss, TOL, `autocast ${reduction} loss`);
+      assertClose(got.dh, want.dh, 1e-2, `autocast ${reduction} d(hidden)`);
+      assertClose(got.dw, want.dw, 1e-2, `autocast ${reduction} d(weight)`);
+    }
     // and it is not the f32 result: the rounding shows
     const f32 = run((h, w, y) => T.linearCrossEntropy(h, w, y, { reduction, labelSmoothing: 0.05 }), N, V, C, labels);
     assert.ok(Math.abs(f32.loss[0]! - got.loss[0]!) > 1e-6, 'autocast rounds the operands');
@@ -239,7 +247,9 @@ function assertModelPathsAgree(model: T.CausalLM, what: string): void {
   assertClose([b.loss], [a.loss], TOL, `${what} loss`);
   assert.deepEqual([...b.grads.keys()].sort(), [...a.grads.keys()].sort());
   assert.ok(a.grads.size > 0);
-  for (const [n, g] of a.grads) assertClose(b.grads.get(n)!, g, TOL, `${what} d(${n})`);
+  // The fused head scales its precomputed gradients after the GEMMs, the unfused before: f32
+  // rounding apart, a little more than TOL once it has gone back through the layers.
+  for (const [n, g] of a.grads) assertClose(b.grads.get(n)!, g, 5 * TOL, `${what} d(${n})`);
   for (const t of [ids, labels, mask]) t.dispose();
 }
 
@@ -289,9 +299,11 @@ test('SFT logs the same losses and token accuracy with the fused head as with th
       const p = plain[i]!;
       const what = `${extra.join(' ') || 'f32'} step ${e.step}`;
       assert.equal(e.step, p.step);
-      assert.ok(Math.abs(e.loss! - p.loss!) <= 1e-5 * Math.abs(p.loss!), `${what}: loss ${e.loss} vs ${p.loss}`);
+      // Under autocast the gradients agree to bf16 rounding (see above), so later steps drift a little.
+      const bf16 = extra.length > 0;
+      assert.ok(Math.abs(e.loss! - p.loss!) <= (bf16 ? 2e-3 : 1e-5) * Math.abs(p.loss!), `${what}: loss ${e.loss} vs ${p.loss}`);
       assert.ok('mean_token_accuracy' in e, JSON.stringify(e));
-      assert.ok(Math.abs(e.mean_token_accuracy! - p.mean_token_accuracy!) < 1e-9, `${what}: accuracy ${e.mean_token_accuracy} vs ${p.mean_token_accuracy}`);
+      assert.ok(Math.abs(e.mean_token_accuracy! - p.mean_token_accuracy!) <= (bf16 ? 0.02 : 1e-9), `${what}: accuracy ${e.mean_token_accuracy} vs ${p.mean_token_accuracy}`);
     });
   }
 });

@@ -3,18 +3,15 @@
 // ever existing. Each chunk of rows gets its logits from the matmul kernel into one reused
 // buffer and is reduced at once by the cross-entropy kernel to a per-row loss and lse.
 //
-// Backward recomputes the chunk logits (one more chunk GEMM) rather than precomputing
-// d(hidden) and d(weight) in the forward under an assumed scalar loss, as Liger does:
-//  - between forward and backward this op then holds only lse (N floats) and the rows it
-//    reads, where the precompute holds a (V, C) d(weight) and an (N, C) d(hidden) for as long
-//    as the graph lives: across the rest of the forward (exactly when activation memory
-//    peaks), and once per call when several losses share a graph (DPO's chosen and rejected,
-//    gradient accumulation of several micro-batch forwards before their backward);
-//  - in backward both schemes need the same buffers (chunk logits and dlogits, d(hidden),
-//    d(weight)), so the peak never favours the precompute;
-//  - the upstream gradient may be per row (reduction 'none', tokenLogprobs in DPO/GRPO), which
-//    a forward-time gradient cannot know.
-// The price is one extra (rows x V x C) GEMM per chunk, ~1/3 more head FLOPs.
+// The gradient comes one of two ways:
+//  - a mean or sum loss (the training loss): the forward computes each chunk's dlogits right
+//    after its loss and folds them into d(hidden) and d(weight) at once (Liger's scheme), so
+//    the backward only scales them by the upstream scalar. Same GEMMs as the unfused head; the
+//    op holds an (N, C) d(hidden) and a (V, C) d(weight) from its forward (the last op of the
+//    model's) to the backward that follows;
+//  - per-row losses (reduction 'none', tokenLogprobs in DPO/GRPO), whose upstream gradient
+//    the forward cannot know: the backward recomputes the chunk logits (one more chunk GEMM,
+//    ~1/3 more head FLOPs) and between the passes the op holds only lse and its inputs.
 //
 // Rows whose label is ignoreIndex (prompt tokens in SFT) are dropped before any GEMM: the op
 // works on the compacted rows and scatters back (loss 0, no gradient, argmax -1).
@@ -23,13 +20,13 @@
 import { record, type GradNode } from '../autograd.js';
 import { DTYPE_CODE, DTYPE_SIZE } from '../dtype.js';
 import { TemperError, fmtShape } from '../errors.js';
-import type { Device } from '../backend.js';
+import type { Device, Kernels } from '../backend.js';
 import { Tensor } from '../tensor.js';
-import { autocastDtype } from '../scope.js';
+import { autocastDtype, isGradEnabled } from '../scope.js';
 import { FLOATS, check, empty, kern, sameDType, sameDevice } from './util.js';
-import { fromArray, toDType, zeros } from './creation.js';
-import { div, sub } from './elementwise.js';
-import { reshape } from './shape.js';
+import { fromArray, full, toDType, zeros } from './creation.js';
+import { div, mul, sub } from './elementwise.js';
+import { reshape, slice } from './shape.js';
 import { sum } from './reduce.js';
 import type { CrossEntropyOptions } from './fused.js';
 
@@ -77,7 +74,7 @@ interface RowsResult {
 }
 
 function lossRows(op: string, hidden: Tensor, weight: Tensor, labels: Tensor, ignoreIndex: number, eps: number, chunkRows: number | undefined,
-  wantArgmax: boolean): RowsResult {
+  wantArgmax: boolean, scalarLoss: boolean): RowsResult {
   check(op, hidden, 'hidden', FLOATS);
   check(op, weight, 'weight', FLOATS);
   check(op, labels, 'labels', ['i32']);
@@ -121,14 +118,22 @@ function lossRows(op: string, hidden: Tensor, weight: Tensor, labels: Tensor, ig
     const cr = Math.min(chunkRows ?? defaultChunkRows(V, hidden.device), Math.max(R, 1));
     const k = kern(hidden);
     const inCode = DTYPE_CODE[hc.dtype], outCode = DTYPE_CODE[logitsDType], es = DTYPE_SIZE[hc.dtype];
+    // Gradients in the forward: a scalar loss whose inputs take gradients (f32 logits, not bf16 inference).
+    const grads = scalarLoss && logitsDType === 'f32' && isGradEnabled() && (hidden.requiresGrad || weight.requiresGrad);
+    const dhc = grads && hidden.requiresGrad ? mine(empty([R, C], 'f32', hidden)) : null;
+    const dw = grads && weight.requiresGrad ? mine(R > 0 ? empty([V, C], 'f32', weight) : zeros([V, C], { device: weight.device })) : null;
     if (R > 0) {
       const buf = mine(empty([cr, V], logitsDType, hidden));
+      const dbuf = grads ? mine(empty([cr, V], 'f32', hidden)) : null;
+      const ones = grads ? mine(full([cr], 1, { device: hidden.device })) : null;
       for (let r0 = 0; r0 < R; r0 += cr) {
         const m = Math.min(cr, R - r0);
-        k.matmul(hc.handle, hc.byteOffset + r0 * C * es, wm.handle, wm.byteOffset, buf.handle, 0, 1, m, V, C, 0, 1, 0, 0, 1, 0, inCode, outCode);
+        const hOff = hc.byteOffset + r0 * C * es;
+        k.matmul(hc.handle, hOff, wm.handle, wm.byteOffset, buf.handle, 0, 1, m, V, C, 0, 1, 0, 0, 1, 0, inCode, outCode);
         const rc = k.crossEntropy(buf.handle, 0, lc.handle, lc.byteOffset + r0 * 4, rowsC.handle, r0 * 4, lse.handle, r0 * 4, m, V, ignoreIndex, eps, outCode);
         if (rc < 0) throw new TemperError(`internal: ${op}: the kernel rejected the label of row ${keptRows[r0 - rc - 1]}`);
         if (argC) k.reduce(ARGMAX, buf.handle, 0, argC.handle, r0 * 4, m, V, 1, 0, outCode);
+        if (dbuf) chunkGrads(k, buf, dbuf, ones!, ones!.byteOffset, hc, hOff, wm, lc, lse, r0, m, V, C, ignoreIndex, eps, mixed, dhc, dw);
       }
     }
     let rows: Tensor;
@@ -142,9 +147,10 @@ function lossRows(op: string, hidden: Tensor, weight: Tensor, labels: Tensor, ig
       argmax = compact ? new Int32Array(N).fill(-1) : a;
       if (compact) keptRows.forEach((n, i) => (argmax![n] = a[i]!));
     }
-    const saved = [hc, wm, lc, lse];
+    // Precomputed: the backward needs d(hidden) rows and d(weight) only; else what it recomputes from.
+    const saved = grads ? [dhc ?? rowsC, dw ?? rowsC] : [hc, wm, lc, lse];
     if (idx) saved.push(idx);
-    record('linear_cross_entropy', [hidden, weight], rows, saved, { ignoreIndex, eps, chunkRows: cr, compact, mixed });
+    record('linear_cross_entropy', [hidden, weight], rows, saved, { ignoreIndex, eps, chunkRows: cr, compact, mixed, precomputed: grads });
     return { rows, count: R, argmax };
   } finally {
     for (const t of own) t.dispose();
@@ -166,7 +172,7 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, labels: Tenso
   if (reduction !== 'mean' && reduction !== 'sum' && reduction !== 'none')
     throw new TemperError(`linearCrossEntropy: reduction must be 'mean', 'sum' or 'none', got '${reduction}'`);
   const { rows, count, argmax } = lossRows('linearCrossEntropy', hidden, weight, labels, opts.ignoreIndex ?? -100, opts.labelSmoothing ?? 0,
-    opts.chunkRows, !!opts.returnArgmax);
+    opts.chunkRows, !!opts.returnArgmax, reduction !== 'none');
   let loss: Tensor;
   if (reduction === 'none') loss = reshape(rows, labels.shape);
   else {
@@ -188,7 +194,7 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, labels: Tenso
  * whose label is ignoreIndex. Differentiable in hidden and weight (DPO, GRPO).
  */
 export function tokenLogprobs(hidden: Tensor, weight: Tensor, labels: Tensor, opts: { ignoreIndex?: number; chunkRows?: number } = {}): Tensor {
-  const { rows } = lossRows('tokenLogprobs', hidden, weight, labels, opts.ignoreIndex ?? -100, 0, opts.chunkRows, false);
+  const { rows } = lossRows('tokenLogprobs', hidden, weight, labels, opts.ignoreIndex ?? -100, 0, opts.chunkRows, false, false);
   const lp = sub(0, rows); // 0 - x keeps ignored rows at +0
   rows.dispose();
   const out = reshape(lp, labels.shape);
@@ -197,11 +203,64 @@ export function tokenLogprobs(hidden: Tensor, weight: Tensor, labels: Tensor, op
 }
 
 /**
+ * One chunk's gradient from its f32 logits (m rows from r0): dlogits by the cross-entropy
+ * backward kernel with the per-row upstream gradients at byte `gOff` of `g`, then
+ * d(hidden)[rows] = dlogits @ weight and d(weight) (+)= dlogits^T @ hidden rows (the first
+ * chunk writes, the others accumulate). Under autocast the dlogits are rounded to bf16 first,
+ * as matmul's backward rounds its gradient, into the logits buffer (free by then).
+ */
+function chunkGrads(k: Kernels, logits: Tensor, dlogits: Tensor, g: Tensor, gOff: number, hc: Tensor, hOff: number, weight: Tensor, lc: Tensor,
+  lse: Tensor, r0: number, m: number, V: number, C: number, ignoreIndex: number, eps: number, mixed: boolean, dhc: Tensor | null,
+  dw: Tensor | null): void {
+  k.crossEntropyBackward(logits.handle, 0, lc.handle, lc.byteOffset + r0 * 4, lse.handle, lse.byteOffset + r0 * 4, g.handle, gOff,
+    dlogits.handle, 0, m, V, ignoreIndex, eps);
+  if (mixed) k.cast(dlogits.handle, 0, 0, logits.handle, 0, 3, m * V);
+  const dl = mixed ? logits : dlogits;
+  const inCode = DTYPE_CODE[hc.dtype];
+  if (dhc) k.matmul(dl.handle, 0, weight.handle, weight.byteOffset, dhc.handle, dhc.byteOffset + r0 * C * 4, 1, m, C, V, 0, 0, 0, 0, 1, 0, inCode, 0);
+  if (dw) k.matmul(dl.handle, 0, hc.handle, hOff, dw.handle, 0, 1, V, C, m, 1, 0, 0, 0, 1, r0 === 0 ? 0 : 1, inCode, 0);
+}
+
+/**
+ * Backward of a mean/sum loss whose gradients the forward computed for an upstream gradient of
+ * 1 per row: the upstream gradient of such a loss is one value broadcast over the rows (sum's
+ * backward), so the saved d(hidden) and d(weight) scale by it.
+ */
+function scalePrecomputed(n: GradNode, g: Tensor, needs: boolean[]): (Tensor | null)[] {
+  const [dhc, dw] = n.saved as [Tensor, Tensor];
+  const compact = n.params.compact as boolean;
+  const idx = compact ? n.saved[2]! : null;
+  const hiddenShape = n.inputShapes[0]!;
+  const N = g.numel, C = hiddenShape[hiddenShape.length - 1]!;
+  if (N === 0) return [needs[0] ? zeros(hiddenShape, { device: g.device }) : null, needs[1] ? zeros(dw.shape, { device: g.device }) : null];
+  const g0 = slice(g, 0, 0, 1);
+  try {
+    const dwOut = needs[1] ? mul(dw, g0) : null;
+    let dh: Tensor | null = null;
+    if (needs[0]) {
+      const scaled = mul(dhc, g0);
+      if (idx) {
+        dh = zeros(hiddenShape, { device: g.device });
+        if (idx.numel > 0) kern(g).scatterAdd(dh.handle, dh.byteOffset, idx.handle, idx.byteOffset, scaled.handle, 0, 1, N, idx.numel, C, 1);
+        scaled.dispose();
+      } else {
+        dh = reshape(scaled, hiddenShape);
+        scaled.dispose();
+      }
+    }
+    return [dh, dwOut];
+  } finally {
+    g0.dispose();
+  }
+}
+
+/**
  * @internal backward of linear_cross_entropy: g (N) per-row upstream gradient. Recomputes each
  * chunk's logits, turns them into dlogits with the cross-entropy backward kernel (scaled by g per
  * row), and accumulates d(hidden) rows and d(weight) (beta = 1) by GEMM.
  */
 export function linearCrossEntropyBackward(n: GradNode, g: Tensor, needs: boolean[]): (Tensor | null)[] {
+  if (n.params.precomputed) return scalePrecomputed(n, g, needs);
   // Under autocast hc and weight were saved in bf16; the GEMMs then take bf16 and give f32.
   const [hc, weight, lc, lse] = n.saved as [Tensor, Tensor, Tensor, Tensor];
   const compact = n.params.compact as boolean, mixed = n.params.mixed as boolean;
@@ -229,15 +288,7 @@ export function linearCrossEntropyBackward(n: GradNode, g: Tensor, needs: boolea
         const m = Math.min(cr, R - r0);
         const hOff = hc.byteOffset + r0 * C * es;
         k.matmul(hc.handle, hOff, weight.handle, weight.byteOffset, logits.handle, 0, 1, m, V, C, 0, 1, 0, 0, 1, 0, inCode, 0);
-        k.crossEntropyBackward(logits.handle, 0, lc.handle, lc.byteOffset + r0 * 4, lse.handle, lse.byteOffset + r0 * 4, gc.handle,
-          gc.byteOffset + r0 * 4, dlogits.handle, 0, m, V, ignoreIndex, eps);
-        // Autocast rounds the dlogits to bf16 (as matmul's backward does), into the free logits buffer.
-        if (mixed) k.cast(dlogits.handle, 0, 0, logits.handle, 0, 3, m * V);
-        const dl = mixed ? logits : dlogits;
-        // d(hidden)[rows] = dlogits (m, V) @ weight (V, C)
-        if (dhc) k.matmul(dl.handle, 0, weight.handle, weight.byteOffset, dhc.handle, dhc.byteOffset + r0 * C * 4, 1, m, C, V, 0, 0, 0, 0, 1, 0, inCode, 0);
-        // d(weight) (+)= dlogits^T (V, m) @ hidden rows (m, C)
-        if (dw) k.matmul(dl.handle, 0, hc.handle, hOff, dw.handle, 0, 1, V, C, m, 1, 0, 0, 0, 1, r0 === 0 ? 0 : 1, inCode, 0);
+        chunkGrads(k, logits, dlogits, gc, gc.byteOffset + r0 * 4, hc, hOff, weight, lc, lse, r0, m, V, C, ignoreIndex, eps, mixed, dhc, dw);
       }
       if (dh && dhc && dhc !== dh) k.scatterAdd(dh.handle, dh.byteOffset, idx!.handle, idx!.byteOffset, dhc.handle, 0, 1, N, R, C, 1);
     }
