@@ -2,8 +2,9 @@
 // same weights with the same losses (f32, to 1e-4), and greedy generation with the KV cache in
 // device memory picks the same tokens. Skipped where temper was built without CUDA or no GPU
 // is present; the device-movement API is checked on any machine. `npm run test:devices` runs
-// it with TEMPER_CUDA_EMULATE=1 (CPU kernels behind a "cuda:0"), which checks the device
-// plumbing (every tensor on the model's device, no stray host tensors) without a GPU.
+// the whole suite with TEMPER_CUDA_EMULATE=1 (CPU kernels behind a "cuda:0", the default
+// device), which checks the device plumbing (every tensor on the model's device, no stray host
+// tensors) without a GPU.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
