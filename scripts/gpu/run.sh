@@ -68,7 +68,8 @@ for stage in "${stages[@]}"; do
       note "CUDA build ok in $((SECONDS - t0)) s"
       ;;
     test)
-      run_tests cuda_tests "" dist/test/cuda_parity.test.js dist/test/cuda_train.test.js
+      # Synchronized launches: a kernel that faults is named by its own error, not by a later call.
+      run_tests cuda_tests "TEMPER_CUDA_SYNC=1" dist/test/cuda_parity.test.js dist/test/cuda_train.test.js
       run_tests op_suite_on_cuda "TEMPER_DEVICE=cuda:0" dist/test/ops.test.js dist/test/autograd.test.js dist/test/gradcheck.test.js \
         dist/test/fixtures.test.js dist/test/memory.test.js dist/test/bf16.test.js dist/test/models.test.js dist/test/generate.test.js \
         dist/test/checkpoint.test.js dist/test/linear_cross_entropy.test.js dist/test/optim_multi.test.js
