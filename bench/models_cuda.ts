@@ -172,8 +172,8 @@ export interface TrainCudaBenchOptions {
   peer: boolean;
 }
 
-export interface TrainCudaBenchRow {
-  suite: 'train';
+/** The fields both GPU model benches report (JSON lines, as the CPU suites). */
+interface CudaBenchRow {
   case: string;
   device: string;
   device_name: string;
@@ -184,6 +184,10 @@ export interface TrainCudaBenchRow {
   ratio: number | null;
   temper_tokens_per_s: number | null;
   peer_tokens_per_s: number | null;
+}
+
+export interface TrainCudaBenchRow extends CudaBenchRow {
+  suite: 'train';
   mfu: number | null;
   peer_mfu: number | null;
   bf16_gemm_tflops: number | null;
@@ -360,18 +364,8 @@ export interface GenerateCudaBenchOptions {
   peer: boolean;
 }
 
-export interface GenerateCudaBenchRow {
+export interface GenerateCudaBenchRow extends CudaBenchRow {
   suite: 'generate';
-  case: string;
-  device: string;
-  device_name: string;
-  temper: number | null;
-  peer: number | null;
-  peer_name: string | null;
-  unit: 'ms';
-  ratio: number | null;
-  temper_tokens_per_s: number | null;
-  peer_tokens_per_s: number | null;
   temper_peak_bytes: number | null;
   peer_peak_bytes: number | null;
   peer_first_ms: number | null;

@@ -156,6 +156,25 @@ __device__ __forceinline__ void dot_rows(const float* A, int ld, const float* b,
 
 // Tile rows [0, n) into dst (row stride ld), columns zero-padded to Dp: row rr is src(rr)[0, D) * mul,
 // or zeros where src(rr) is null (src returns f32 or bf16 pointers). vec: 4-element global loads.
+// acc[r][:] += sum over the tile's nk keys c of w[r] (held by lane c) * tile[c][:], for the warp's
+// rows r < nr; lane owns columns lane + 32 j. The P·V product of the forward, dS·K of the backward.
+template <int RW, int DC>
+__device__ __forceinline__ void accumulate_tile(float (&acc)[RW][DC], const float (&w)[RW], const float* tile, int ld, int nk,
+                                                int nr, int64_t D, int lane) {
+  for (int c = 0; c < nk; c++) {
+#pragma unroll
+    for (int r = 0; r < RW; r++) {
+      if (r >= nr) continue;
+      const float p = __shfl_sync(FULL, w[r], c);
+#pragma unroll
+      for (int j = 0; j < DC; j++) {
+        const int d = lane + 32 * j;
+        if (d < D) acc[r][j] = fmaf(p, tile[c * ld + d], acc[r][j]);
+      }
+    }
+  }
+}
+
 template <typename Src>
 __device__ void load_tile(float* dst, int ld, int n, const Attn& a, float mul, bool vec, Src src) {
   const int n4 = a.Dp / 4;
@@ -261,19 +280,7 @@ __global__ void __launch_bounds__(NWQ * 32)
 #pragma unroll
       for (int j = 0; j < DC; j++) o[r][j] *= corr;
     }
-    const int nk = (int)min((int64_t)BK, a.Tk - s0);
-    for (int c = 0; c < nk; c++) {
-#pragma unroll
-      for (int r = 0; r < RW; r++) {
-        if (r >= wrows) continue;
-        const float p = __shfl_sync(FULL, s[r], c);
-#pragma unroll
-        for (int j = 0; j < DC; j++) {
-          const int d = lane + 32 * j;
-          if (d < a.D) o[r][j] = fmaf(p, Vs[c * a.KS + d], o[r][j]);
-        }
-      }
-    }
+    accumulate_tile<RW, DC>(o, s, Vs, a.KS, (int)min((int64_t)BK, a.Tk - s0), wrows, a.D, lane);
   }
 #pragma unroll
   for (int r = 0; r < RW; r++) {
@@ -385,19 +392,7 @@ __global__ void __launch_bounds__(NWQ * 32)
       const float p = vis[r] && L[r] != -INFINITY ? expf(s[r] - L[r]) : 0.0f;
       s[r] = vis[r] ? p * (dp[r] - dl[r]) : 0.0f;
     }
-    const int nk = (int)min((int64_t)BK, a.Tk - s0);
-    for (int c = 0; c < nk; c++) {
-#pragma unroll
-      for (int r = 0; r < RW; r++) {
-        if (r >= wrows) continue;
-        const float ds = __shfl_sync(FULL, s[r], c);
-#pragma unroll
-        for (int j = 0; j < DC; j++) {
-          const int d = lane + 32 * j;
-          if (d < a.D) acc[r][j] = fmaf(ds, Ks[c * a.KS + d], acc[r][j]);
-        }
-      }
-    }
+    accumulate_tile<RW, DC>(acc, s, Ks, a.KS, (int)min((int64_t)BK, a.Tk - s0), wrows, a.D, lane);
   }
 #pragma unroll
   for (int r = 0; r < RW; r++) {
@@ -598,7 +593,7 @@ void attention_forward(const void* q, const void* k, const void* v, const int32_
     return attention_forward_f32(static_cast<const float*>(q), static_cast<const float*>(k),
                                  static_cast<const float*>(v), key_mask, doc_ids, static_cast<float*>(out), lse, B, Tq,
                                  Tk, Hq, Hkv, D, scale, causal, kv_capacity);
-  if (dtype != 3) throw std::invalid_argument("attention: dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+  if (dtype != 3) cuda::bad_dtype("attention", dtype);
   attn_forward(static_cast<const bf16*>(q), static_cast<const bf16*>(k), static_cast<const bf16*>(v), key_mask, doc_ids,
                static_cast<bf16*>(out), lse, B, Tq, Tk, Hq, Hkv, D, scale, causal, kv_capacity);
 }

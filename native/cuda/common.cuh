@@ -12,6 +12,9 @@
 
 namespace temper::cuda {
 
+// Devices a process can address (per-device state is a fixed array of this size).
+constexpr int kMaxDevices = 16;
+
 // The stream of the current device (one per device; created on first use).
 cudaStream_t stream();
 int current_device();
@@ -25,6 +28,9 @@ inline void check(cudaError_t err, const char* op, const std::string& detail = "
 // After a kernel launch: launch-configuration errors throw here. Faults inside a kernel surface at
 // the next synchronizing call; with TEMPER_CUDA_SYNC=1 every launch synchronizes so they name their op.
 void check_launch(const char* op, const std::string& detail = "");
+
+// Throws std::invalid_argument "temper cuda: <op>: dtype code N is not f32 or bf16".
+[[noreturn]] void bad_dtype(const char* op, int dtype);
 
 // "N=4, C=7" for error messages.
 std::string dims(std::initializer_list<std::pair<const char*, int64_t>> d);
@@ -64,6 +70,12 @@ template <typename T, int W>
 struct alignas(sizeof(T) * W) Pack {
   T v[W];
 };
+
+// Elements of T per 16-byte load (4 f32 or 8 bf16), and such a load.
+template <typename T>
+constexpr int kPack = 16 / sizeof(T);
+template <typename T>
+using Vec = Pack<T, kPack<T>>;
 
 // W values at p widened to f32 (p aligned to W elements), and the reverse with one rounding each.
 template <int W, typename T>

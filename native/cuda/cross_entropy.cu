@@ -166,8 +166,7 @@ int64_t cross_entropy_forward(const void* logits, const int32_t* labels, float* 
                               int32_t ignore_index, float eps, int dtype) {
   if (dtype == 0)
     return cross_entropy_forward_f32(static_cast<const float*>(logits), labels, loss, lse, N, V, ignore_index, eps);
-  if (dtype != 3)
-    throw std::invalid_argument("cross_entropy: dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+  if (dtype != 3) cuda::bad_dtype("cross_entropy", dtype);
   return ce_forward(static_cast<const bf16*>(logits), labels, loss, lse, N, V, ignore_index, eps,
                     "cross_entropy_forward_bf16");
 }

@@ -14,6 +14,7 @@
 
 namespace temper {
 namespace {
+using cuda::kPack;
 using cuda::fast_exp;
 using cuda::aligned16;
 using cuda::bf16;
@@ -26,16 +27,10 @@ constexpr int kMaxDims = 8;
 
 // ---- storage types ------------------------------------------------------------------------------
 
-// Elements of T per 16-byte load: 4 f32 or 8 bf16.
-template <typename T>
-constexpr int kPack = 16 / sizeof(T);
-
 constexpr int kF32 = 0, kBF16 = 3;
 
 void check_dtype(int dtype, const char* op) {
-  if (dtype != kF32 && dtype != kBF16)
-    throw std::invalid_argument(std::string("temper cuda: ") + op + ": dtype code " + std::to_string(dtype) +
-                                " is not f32 or bf16");
+  if (dtype != kF32 && dtype != kBF16) cuda::bad_dtype(op, dtype);
 }
 
 // ---- scalar math --------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ namespace temper::cuda {
 namespace {
 
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLASLt's recommendation for Hopper
-constexpr int kMaxDevices = 16;
 
 void check_lt(cublasStatus_t st, const char* what, const std::string& detail) {
   if (st != CUBLAS_STATUS_SUCCESS)

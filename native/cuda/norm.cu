@@ -75,35 +75,6 @@ __global__ void rms_forward_kernel(const T* x, const T* w, T* y, float* rstd, in
   }
 }
 
-// dx = rstd * (w*dy - x * k), k = mean(w*dy*x) * rstd^2; the CPU fuses w*dy into the subtraction.
-template <int W>
-__global__ void rms_backward_dx_kernel(const float* x, const float* w, const float* rstd, const float* dy, float* dx,
-                                       int64_t N, int64_t C) {
-  __shared__ double red[32];
-  const int64_t cv = C / W;
-  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const float* xr = x + n * C;
-    const float* gr = dy + n * C;
-    float* dr = dx + n * C;
-    const float r = rstd[n];
-    double dot = 0.0;
-    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load_pack<W>(xr + j * W), g = load_pack<W>(gr + j * W), b = load_pack<W>(w + j * W);
-#pragma unroll
-      for (int q = 0; q < W; q++) dot += (double)(b.v[q] * g.v[q]) * a.v[q];
-    }
-    dot = block_sum(dot, red);
-    const float k = (float)(dot / (double)C) * (r * r);
-    for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load_pack<W>(xr + j * W), g = load_pack<W>(gr + j * W), b = load_pack<W>(w + j * W);
-      Floats<W> o;
-#pragma unroll
-      for (int q = 0; q < W; q++) o.v[q] = r * fmaf(b.v[q], g.v[q], -(a.v[q] * k));
-      store_pack<W>(dr + j * W, o);
-    }
-  }
-}
-
 // Block-row partials (blockIdx.y = row block): part[b * C + c] = sum over the block's rows, in order.
 __global__ void rms_dw_partial_kernel(const float* x, const float* rstd, const float* dy, double* part, int64_t N,
                                       int64_t C, int64_t rb) {
@@ -152,16 +123,17 @@ __global__ void add_rms_forward_kernel(const T* x, const T* res, const T* w, T* 
   }
 }
 
-// rms_backward_dx_kernel's dx plus g_sum, added after dx is rounded (no FMA), as the CPU's separate add.
-template <int W>
-__global__ void add_rms_backward_dx_kernel(const float* x, const float* w, const float* rstd, const float* dy,
-                                           const float* gs, float* dx, int64_t N, int64_t C) {
+// dx = rstd * (w*dy - x * k), k = mean(w*dy*x) * rstd^2; the CPU fuses w*dy into the subtraction.
+// With Sum, the residual stream's gradient g_sum is added after dx is rounded (no FMA), as the
+// CPU's separate add.
+template <int W, bool Sum>
+__global__ void rms_backward_dx_kernel(const float* x, const float* w, const float* rstd, const float* dy,
+                                       const float* gs, float* dx, int64_t N, int64_t C) {
   __shared__ double red[32];
   const int64_t cv = C / W;
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
     const float* xr = x + n * C;
     const float* gr = dy + n * C;
-    const float* sr = gs + n * C;
     float* dr = dx + n * C;
     const float r = rstd[n];
     double dot = 0.0;
@@ -173,10 +145,15 @@ __global__ void add_rms_backward_dx_kernel(const float* x, const float* w, const
     dot = block_sum(dot, red);
     const float k = (float)(dot / (double)C) * (r * r);
     for (int64_t j = threadIdx.x; j < cv; j += blockDim.x) {
-      const Floats<W> a = load_pack<W>(xr + j * W), g = load_pack<W>(gr + j * W), b = load_pack<W>(w + j * W), e = load_pack<W>(sr + j * W);
+      const Floats<W> a = load_pack<W>(xr + j * W), g = load_pack<W>(gr + j * W), b = load_pack<W>(w + j * W);
       Floats<W> o;
 #pragma unroll
-      for (int q = 0; q < W; q++) o.v[q] = __fadd_rn(__fmul_rn(r, fmaf(b.v[q], g.v[q], -(a.v[q] * k))), e.v[q]);
+      for (int q = 0; q < W; q++) o.v[q] = __fmul_rn(r, fmaf(b.v[q], g.v[q], -(a.v[q] * k)));
+      if constexpr (Sum) {
+        const Floats<W> e = load_pack<W>(gs + n * C + j * W);
+#pragma unroll
+        for (int q = 0; q < W; q++) o.v[q] = __fadd_rn(o.v[q], e.v[q]);
+      }
       store_pack<W>(dr + j * W, o);
     }
   }
@@ -335,9 +312,7 @@ void add_rms_forward(const T* x, const T* res, const T* w, T* sum, T* y, float* 
   cuda::check_launch(op, cuda::dims({{"N", N}, {"C", C}}));
 }
 
-[[noreturn]] void bad_dtype(const char* op, int dtype) {
-  throw std::invalid_argument(std::string(op) + ": dtype code " + std::to_string(dtype) + " is not f32 or bf16");
-}
+using cuda::bad_dtype;
 
 }  // namespace
 
@@ -347,28 +322,7 @@ void rms_norm_forward_f32(const float* x, const float* w, float* y, float* rstd,
 
 void rms_norm_backward_f32(const float* x, const float* w, const float* rstd, const float* dy, float* dx, float* dw,
                            int64_t N, int64_t C) {
-  if (C == 0) return;
-  const std::string detail = cuda::dims({{"N", N}, {"C", C}});
-  if (N == 0) {  // a sum over no rows
-    cuda::check(cudaMemsetAsync(dw, 0, (size_t)C * sizeof(float), cuda::stream()), "rms_norm_backward_f32", detail);
-    return;
-  }
-  const bool vec = C % 4 == 0 && aligned16(x) && aligned16(w) && aligned16(dy) && aligned16(dx);
-  const int threads = row_threads(vec ? C / 4 : C);
-  const unsigned grid = cuda::grid_for(N, 1);
-  if (vec)
-    rms_backward_dx_kernel<4><<<grid, threads, 0, cuda::stream()>>>(x, w, rstd, dy, dx, N, C);
-  else
-    rms_backward_dx_kernel<1><<<grid, threads, 0, cuda::stream()>>>(x, w, rstd, dy, dx, N, C);
-  cuda::check_launch("rms_norm_backward_f32", detail);
-
-  const int64_t rb = rows_per_block(N), nb = (N + rb - 1) / rb;
-  double* part = alloc_partials(true, nb, C);
-  const dim3 pgrid(cuda::grid_for(C, kColThreads), (unsigned)nb);
-  rms_dw_partial_kernel<<<pgrid, kColThreads, 0, cuda::stream()>>>(x, rstd, dy, part, N, C, rb);
-  cuda::check_launch("rms_norm_backward_f32 dw", detail);
-  launch_sum_partials(part, dw, nb, C, "rms_norm_backward_f32 dw");
-  free_partials(part, nb, C);  // the allocator is stream-ordered
+  add_rms_norm_backward_f32(x, w, rstd, dy, nullptr, dx, dw, N, C);
 }
 
 void layer_norm_forward_f32(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd,
@@ -428,29 +382,28 @@ void add_rms_norm_forward(const void* x, const void* residual, const void* w, vo
 
 void add_rms_norm_backward_f32(const float* sum, const float* w, const float* rstd, const float* g_y, const float* g_sum,
                                float* dx, float* dw, int64_t N, int64_t C) {
-  if (!g_sum) return rms_norm_backward_f32(sum, w, rstd, g_y, dx, dw, N, C);
+  const char* op = g_sum ? "add_rms_norm_backward_f32" : "rms_norm_backward_f32";
   if (C == 0) return;
   const std::string detail = cuda::dims({{"N", N}, {"C", C}});
   if (N == 0) {  // a sum over no rows
-    cuda::check(cudaMemsetAsync(dw, 0, (size_t)C * sizeof(float), cuda::stream()), "add_rms_norm_backward_f32", detail);
+    cuda::check(cudaMemsetAsync(dw, 0, (size_t)C * sizeof(float), cuda::stream()), op, detail);
     return;
   }
   const bool vec = C % 4 == 0 && aligned16(sum) && aligned16(w) && aligned16(g_y) && aligned16(g_sum) && aligned16(dx);
   const int threads = row_threads(vec ? C / 4 : C);
   const unsigned grid = cuda::grid_for(N, 1);
-  if (vec)
-    add_rms_backward_dx_kernel<4><<<grid, threads, 0, cuda::stream()>>>(sum, w, rstd, g_y, g_sum, dx, N, C);
-  else
-    add_rms_backward_dx_kernel<1><<<grid, threads, 0, cuda::stream()>>>(sum, w, rstd, g_y, g_sum, dx, N, C);
-  cuda::check_launch("add_rms_norm_backward_f32", detail);
+  auto launch = [&](auto kernel) { kernel<<<grid, threads, 0, cuda::stream()>>>(sum, w, rstd, g_y, g_sum, dx, N, C); };
+  if (g_sum) vec ? launch(rms_backward_dx_kernel<4, true>) : launch(rms_backward_dx_kernel<1, true>);
+  else vec ? launch(rms_backward_dx_kernel<4, false>) : launch(rms_backward_dx_kernel<1, false>);
+  cuda::check_launch(op, detail);
 
   const int64_t rb = rows_per_block(N), nb = (N + rb - 1) / rb;
   double* part = alloc_partials(true, nb, C);
   const dim3 pgrid(cuda::grid_for(C, kColThreads), (unsigned)nb);
   rms_dw_partial_kernel<<<pgrid, kColThreads, 0, cuda::stream()>>>(sum, rstd, g_y, part, N, C, rb);
-  cuda::check_launch("add_rms_norm_backward_f32 dw", detail);
-  launch_sum_partials(part, dw, nb, C, "add_rms_norm_backward_f32 dw");
-  free_partials(part, nb, C);
+  cuda::check_launch(op, detail);
+  launch_sum_partials(part, dw, nb, C, op);
+  free_partials(part, nb, C);  // the allocator is stream-ordered
 }
 
 void layer_norm_forward(const void* x, const void* w, const void* b, void* y, float* mean, float* rstd, int64_t N,

@@ -15,12 +15,6 @@ namespace temper {
 namespace {
 using namespace cuda;
 
-// Elements of T per 16-byte load (4 f32 or 8 bf16), moved as one.
-template <typename T>
-constexpr int kPack = 16 / sizeof(T);
-template <typename T>
-using Vec = Pack<T, kPack<T>>;
-
 struct Arg {
   float v;
   int32_t i;
@@ -255,8 +249,7 @@ void reduce_f32(int op, const float* x, void* out, int64_t outer, int64_t R, int
 // dtype 0 f32, 3 bf16 (output bf16, or int32 for argmax/argmin).
 void reduce(int op, const void* x, void* out, int64_t outer, int64_t R, int64_t inner, int correction, int dtype) {
   if (dtype == 0) return reduce_f32(op, static_cast<const float*>(x), out, outer, R, inner, correction);
-  if (dtype != 3)
-    throw std::invalid_argument("temper cuda: reduce: dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+  if (dtype != 3) bad_dtype("reduce", dtype);
   reduce_t("reduce_bf16", op, static_cast<const bf16*>(x), out, outer, R, inner, correction);
 }
 

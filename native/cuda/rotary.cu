@@ -102,8 +102,7 @@ void rotary(const void* x, const int32_t* positions, const float* inv_freq, void
   if (dtype == 0)
     return rotary_f32(static_cast<const float*>(x), positions, inv_freq, static_cast<float*>(out), B, T, H, D, scaling,
                       inverse);
-  if (dtype != 3)
-    throw std::invalid_argument("rotary: dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+  if (dtype != 3) cuda::bad_dtype("rotary", dtype);
   launch(static_cast<const bf16*>(x), positions, inv_freq, static_cast<bf16*>(out), B, T, H, D, scaling, inverse,
          "rotary_bf16");
 }

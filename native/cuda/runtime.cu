@@ -17,7 +17,6 @@
 namespace temper::cuda {
 namespace {
 
-constexpr int kMaxDevices = 16;
 constexpr size_t kStagingBytes = size_t(16) << 20;  // per pinned staging buffer (two, alternating)
 
 struct DeviceState {
@@ -100,6 +99,10 @@ void fail(const char* op, const std::string& detail, cudaError_t err) {
 void check_launch(const char* op, const std::string& detail) {
   check(cudaGetLastError(), op, detail);
   if (sync_every_launch()) check(cudaStreamSynchronize(stream()), op, detail);
+}
+
+void bad_dtype(const char* op, int dtype) {
+  throw std::invalid_argument(std::string("temper cuda: ") + op + ": dtype code " + std::to_string(dtype) + " is not f32 or bf16");
 }
 
 std::string dims(std::initializer_list<std::pair<const char*, int64_t>> d) {

@@ -13,12 +13,6 @@ namespace temper {
 namespace {
 using namespace cuda;
 
-// Elements of T per 16-byte load (4 f32 or 8 bf16), moved as one.
-template <typename T>
-constexpr int kPack = 16 / sizeof(T);
-template <typename T>
-using Vec = Pack<T, kPack<T>>;
-
 // V consecutive values (V is 1 or kPack<T>) as f32.
 template <int V, typename T>
 __device__ __forceinline__ void load(const T* p, float (&v)[V]) {
@@ -177,8 +171,7 @@ void softmax_forward_f32(const float* x, float* y, int64_t N, int64_t C, int log
 // dtype 0 f32, 3 bf16.
 void softmax_forward(const void* x, void* y, int64_t N, int64_t C, int log, int dtype) {
   if (dtype == 0) return softmax_forward_f32(static_cast<const float*>(x), static_cast<float*>(y), N, C, log);
-  if (dtype != 3)
-    throw std::invalid_argument("temper cuda: softmax: dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+  if (dtype != 3) bad_dtype("softmax", dtype);
   forward("softmax_forward_bf16", static_cast<const bf16*>(x), static_cast<bf16*>(y), N, C, log);
 }
 

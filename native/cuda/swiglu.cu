@@ -9,6 +9,7 @@
 
 namespace temper {
 namespace {
+using cuda::kPack;
 using cuda::aligned16;
 using cuda::bf16;
 using cuda::fast_exp;
@@ -18,9 +19,6 @@ using cuda::to_f32;
 
 constexpr int kThreads = 256;
 constexpr int kF32 = 0, kBF16 = 3;
-
-template <typename T>
-constexpr int kPack = 16 / sizeof(T);  // 4 f32 or 8 bf16 per 16-byte load
 
 __device__ __forceinline__ float silu_f(float v) { return v / (1.0f + fast_exp(-v)); }
 
@@ -95,7 +93,7 @@ void swiglu(const void* gate, const void* up, void* out, int64_t n, int dtype) {
   if (dtype == kBF16)
     return swiglu_launch("swiglu_bf16", static_cast<const bf16*>(gate), static_cast<const bf16*>(up),
                          static_cast<bf16*>(out), n);
-  throw std::invalid_argument("temper cuda: swiglu: dtype code " + std::to_string(dtype) + " is not f32 or bf16");
+  cuda::bad_dtype("swiglu", dtype);
 }
 
 void swiglu_backward_f32(const float* gate, const float* up, const float* g, float* dgate, float* dup, int64_t n) {

@@ -5,4 +5,5 @@ export { loadModel, loadModelFromDir, readModelConfig, saveModel, type LoadModel
 export { resolveModelRef, cachedSnapshot, type ResolveOptions } from './hub.js';
 export { saveAdapter, loadAdapter, readAdapterConfig, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type SaveAdapterOptions, type LoadAdapterOptions } from './peft.js';
 export { BUILTINS, BUILTIN_PREFIX, builtinRoot, getBuiltin, listBuiltins, resolveBuiltin, resolveBuiltinDataset, type Builtin, type BuiltinKind, type BuiltinListing } from './builtin.js';
+export { readJsonFile } from './json.js';
 export { loadDataset, selectSplitFiles, parseCsv, DatasetRows, type DatasetRow, type DatasetPart, type LoadDatasetOptions } from './dataset.js';

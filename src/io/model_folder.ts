@@ -2,7 +2,7 @@
 // (single or sharded), loaded 1:1 into a temper model by parameter name and written back
 // in the same layout. Loading reads tensor by tensor, so peak host memory is one tensor.
 // Not tokenizers (src/text) and not adapters (PEFT folders have their own reader).
-import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TemperError, assign, noGrad, randn, Generator, type Tensor } from '../tensor/index.js';
 import { emptyInit } from '../nn/index.js';
@@ -10,6 +10,7 @@ import { createModel, parseConfig, type ModelConfig, type PretrainedModel, type 
 import { CheckpointReader, writeCheckpoint } from './sharded.js';
 import type { SaveDType } from './safetensors.js';
 import { resolveModelRef, type ResolveOptions } from './hub.js';
+import { readJsonFile } from './json.js';
 
 export interface LoadModelOptions extends ResolveOptions {
   /** Head to build; default from config.json's architectures. */
@@ -25,27 +26,14 @@ export interface LoadModelOptions extends ResolveOptions {
 /** Tensors in checkpoints that are buffers, not parameters. */
 const IGNORED = [/\.attn\.(masked_)?bias$/, /rotary_emb\.inv_freq$/];
 
-function readJson(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new TemperError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? e})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new TemperError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-}
 
 /** Reads and checks `dir/config.json` (and generation_config.json when present). */
 export function readModelConfig(dir: string): ModelConfig {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new TemperError(`${dir}: no config.json (not a Hugging Face model folder?)`);
-  const config = parseConfig(readJson(path), path);
+  const config = parseConfig(readJsonFile(path), path);
   const gen = join(dir, 'generation_config.json');
-  config.generationConfig = existsSync(gen) ? (readJson(gen) as Record<string, unknown>) : null;
+  config.generationConfig = existsSync(gen) ? (readJsonFile(gen) as Record<string, unknown>) : null;
   return config;
 }
 

@@ -2,7 +2,7 @@
 // read it from every input, rectify vocab shapes, merge on the host in float32 with the
 // method's per-tensor function, append to a ShardWriter and drop it. Peak memory is about
 // (2·models + 2) × the largest tensor plus one output shard. Not: slices, tokenizer union.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { Generator, TemperError, rand, type Tensor } from '../tensor/index.js';
@@ -14,6 +14,7 @@ import { loadModelFromDir } from '../io/model_folder.js';
 import { ADAPTER_CONFIG, loadAdapter, readAdapterConfig } from '../io/peft.js';
 import { resolveParam, saveDTypeOf, type MergeConfig, type MergeSlice, type Scalar } from './config.js';
 import { getMergeMethod } from './registry.js';
+import { readJsonFile } from '../io/json.js';
 import { permuteEmbeddings, readVocab, unionVocab, writeUnionTokenizer } from './vocab.js';
 import type { MergeMethod, ParamSpec } from './methods/types.js';
 
@@ -53,13 +54,7 @@ interface Source {
   close(): void;
 }
 
-function readJson(path: string): Record<string, unknown> {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new TemperError(`${path}: cannot read JSON (${(e as Error).message})`);
-  }
-}
+const readJson = (path: string) => readJsonFile(path) as Record<string, unknown>;
 
 /** Opens a model reference: a folder/hub id/builtin, an adapter folder, or `base+adapter`. */
 async function openSource(ref: string): Promise<Source> {

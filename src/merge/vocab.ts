@@ -3,9 +3,10 @@
 // order. Each model's embedding-like tensor is permuted into that vocabulary; a token a
 // model lacks takes the base model's row, else the one model that has it, else the mean
 // over the models that have it (zeros when none does). Not token overrides (`tokens:`).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TemperError } from '../tensor/index.js';
+import { readJsonFile } from '../io/json.js';
 
 export interface Vocab {
   /** token string -> id */
@@ -14,13 +15,7 @@ export interface Vocab {
   special: Set<string>;
 }
 
-function readJson(path: string): Record<string, unknown> {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new TemperError(`${path}: cannot read JSON (${(e as Error).message})`);
-  }
-}
+const readJson = (path: string) => readJsonFile(path) as Record<string, unknown>;
 
 /** The vocabulary of a model folder's tokenizer.json (model vocab plus added tokens). */
 export function readVocab(dir: string, ref: string): Vocab {

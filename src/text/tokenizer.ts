@@ -6,6 +6,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 import { TemperError } from '../tensor/index.js';
+import { readJsonFile as readJson } from '../io/index.js';
 import { templateEndOfTurn } from './chat_template.js';
 
 export interface EncodeOptions {
@@ -41,17 +42,7 @@ function readJsonFile(path: string, required: boolean): unknown {
     if (!required) return undefined;
     throw new TemperError(`${path}: not found (a Hugging Face tokenizer folder has tokenizer.json and tokenizer_config.json)`);
   }
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new TemperError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? e})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new TemperError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
+  return readJson(path);
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {
