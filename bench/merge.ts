@@ -64,7 +64,7 @@ export function runMergeBench(o: { json: boolean; peer: boolean }): void {
     const py = o.peer ? findTorchPython() : null;
     const script = fileURLToPath(new URL('../../bench/torch_merge.py', import.meta.url));
     const peer = !o.peer
-      ? { note: 'peer skipped (--no-peer)' }
+      ? { note: 'peer skipped (--no_peer)' }
       : !py
         ? { note: 'PyTorch not found: peer skipped' }
         : timed([py, script, '--base', dirs[0]!, '--models', dirs.slice(1).join(','), '--out', join(work, 'out-torch'), '--threads', String(T.getNumThreads())], peerEnv());

@@ -107,7 +107,7 @@ export function runTrainBench(shapeName: ShapeName, o: ModelBenchOptions): void 
   const mfu = (trainFlopsPerToken(s) * tps) / (gflops * 1e9);
   const peers: [string, PeerResult][] = o.peer
     ? peerVariants().map((v) => [v.label, runPeer('torch_train.py', ['--shape', shapeName, '--repeats', String(o.repeats)], v.env)])
-    : [['', { note: 'peer skipped (--no-peer)' }]];
+    : [['', { note: 'peer skipped (--no_peer)' }]];
   for (const [label, peer] of peers) {
     const p = 'ms' in peer ? { ...peer, peer_name: peer.peer_name + label } : null;
     report(o, {
@@ -136,7 +136,7 @@ export function runGenerateBench(o: ModelBenchOptions & { batch?: number; newTok
   const tps = (produced / ms) * 1e3;
   const peers: [string, PeerResult][] = o.peer
     ? peerVariants().map((v) => [v.label, runPeer('torch_generate.py', ['--batch', String(B), '--new', String(N), '--prompt', String(P)], v.env)])
-    : [['', { note: 'peer skipped (--no-peer)' }]];
+    : [['', { note: 'peer skipped (--no_peer)' }]];
   for (const [label, peer] of peers) {
     const p = 'ms' in peer ? { ...peer, peer_name: peer.peer_name + label } : null;
     report(o, {

@@ -5,4 +5,6 @@ export * from './models/index.js';
 export * from './io/index.js';
 export * from './text/index.js';
 export * from './generate/index.js';
+export * from './train/index.js';
+export * from './algorithms/index.js';
 export * from './merge/index.js';

@@ -68,8 +68,8 @@ const CHECKS: { [P in Primitive]: Check } = {
   cumsum: [{ f: ([a]) => T.cumsum(a!, 1), inputs: [any([2, 5, 3])] }],
   sort_values: [{ f: ([a]) => T.topk(a!, 3).values, inputs: [spread([2, 6])] }, { f: ([a]) => T.sort(a!).values, inputs: [spread([2, 6], 3)] }],
   dropout: [{ f: ([a]) => T.dropout(a!, 0.3, { generator: new T.Generator(5) }), inputs: [any([4, 8])] }],
-  checkpoint: [{
-    f: ([a, b]) => T.checkpoint((x: Tensor, w: Tensor) => T.scope(() => T.mul(T.tanh(T.matmul(x, w)), T.sum(x))), [a!, b!]),
+  recompute: [{
+    f: ([a, b]) => T.recompute((x: Tensor, w: Tensor) => T.scope(() => T.mul(T.tanh(T.matmul(x, w)), T.sum(x))), [a!, b!]),
     inputs: [any([3, 4]), any([4, 5])],
   }],
   swiglu: [{ f: ([a, b]) => T.swiglu(a!, b!), inputs: [{ shape: [3, 7], lo: -4, hi: 4 }, any([3, 7])] }],

@@ -107,7 +107,7 @@ test('sharded checkpoints: greedy shards in key order, index, reading back, re-s
     ['model.layers.1.w', T.randn([50], { generator: new T.Generator(3) })], // 200 B
     ['model.norm.weight', T.ones([30])], // 120 B: 400 + 120 > 500 starts a third shard
   ]);
-  const r = T.writeCheckpoint(dir, tensors, { maxShardSize: 500 });
+  const r = T.writeWeights(dir, tensors, { maxShardSize: 500 });
   assert.deepEqual(r.files, ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors']);
   const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8'));
   assert.equal(index.metadata.total_size, 920);
@@ -118,18 +118,18 @@ test('sharded checkpoints: greedy shards in key order, index, reading back, re-s
     'model.norm.weight': 'model-00003-of-00003.safetensors',
   });
   {
-    using reader = new T.CheckpointReader(dir);
+    using reader = new T.WeightsReader(dir);
     for (const [name, t] of tensors) assert.deepEqual([...reader.tensor(name).toArray()], [...t.toArray()], name);
     assert.throws(() => reader.tensor('lm_head.weight'), /checkpoint has no tensor 'lm_head.weight'/);
   }
-  T.writeCheckpoint(dir, tensors, { maxShardSize: '5GB', dtype: 'BF16' });
+  T.writeWeights(dir, tensors, { maxShardSize: '5GB', dtype: 'BF16' });
   assert.deepEqual(readdirSync(dir).sort(), ['model.safetensors']);
-  using single = new T.CheckpointReader(dir);
+  using single = new T.WeightsReader(dir);
   assert.equal(single.keys().length, 4);
   assert.equal(T.parseSize('5GB'), 5e9);
   assert.equal(T.parseSize('2GiB'), 2 * 2 ** 30);
   const broken = tmp();
   copyFileSync(join(fixtures, 'reference.safetensors'), join(broken, 'model-00001-of-00002.safetensors'));
   writeFileSync(join(broken, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors' } }));
-  assert.throws(() => new T.CheckpointReader(broken), /names shard 'model-00002-of-00002.safetensors', which is missing/);
+  assert.throws(() => new T.WeightsReader(broken), /names shard 'model-00002-of-00002.safetensors', which is missing/);
 }));

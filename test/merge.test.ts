@@ -26,7 +26,7 @@ function fixtureConfig(raw: Record<string, unknown>): T.MergeConfig {
 }
 
 function readAll(dir: string): Map<string, { shape: number[]; data: Float32Array }> {
-  using r = new T.CheckpointReader(dir);
+  using r = new T.WeightsReader(dir);
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const k of r.keys()) {
     const t = r.tensor(k);

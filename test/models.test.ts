@@ -118,7 +118,7 @@ test('llama_seqcls: pooled logits at the last non-pad token and gradients match 
 test('parameter names are the checkpoint names; tied heads list the embedding once', () => {
   for (const name of [...CAUSAL, 'llama_seqcls']) {
     const model = T.loadModelFromDir(join(root, name));
-    using reader = new T.CheckpointReader(join(root, name));
+    using reader = new T.WeightsReader(join(root, name));
     assert.deepEqual(model.namedParameters().map(([n]) => n).sort(), reader.keys().sort(), name);
     assert.ok(model.parameters().every((p) => p.requiresGrad), `${name}: every parameter trainable`);
     assert.equal(model.training, false, 'from a folder in eval mode');
@@ -190,7 +190,7 @@ test('bad folders fail with errors that name the file and the tensor', () => {
   const model = T.loadModelFromDir(dir);
   const state = model.stateDict();
   state.delete('model.norm.weight');
-  T.writeCheckpoint(dir, state);
+  T.writeWeights(dir, state);
   assert.throws(() => T.loadModelFromDir(dir), /checkpoint has no tensor 'model\.norm\.weight'/);
   writeFileSync(join(dir, 'model.safetensors'), readFileSync(join(root, 'llama', 'model.safetensors')).subarray(0, 5000));
   assert.throws(() => T.loadModelFromDir(dir), /model\.safetensors/);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/index.js';
-import { AdamW, lrLambda, trainLoop, type TrainingConfig, type TrainerHooks } from '../src/train/index.js';
+import { AdamW, EpochBatches, lrLambda, trainLoop, type TrainingConfig, type TrainerHooks } from '../src/train/index.js';
 
 const fixture = fileURLToPath(new URL('../../test/fixtures/models/llama', import.meta.url));
 const tmp = () => mkdtempSync(join(tmpdir(), 'temper-train-'));
@@ -44,10 +44,10 @@ function hooksFor(model: T.CausalLM, rows: number[][], microRows: number, opts: 
   let calls = 0;
   return {
     model,
-    params: model.namedParameters(),
-    fingerprint: `rows=${rows.length} micro=${microRows}`,
-    epochBatches: () => Array.from({ length: Math.ceil(rows.length / microRows) }, (_, i) => rows.slice(i * microRows, (i + 1) * microRows)),
-    lossTokens: (b) => b.length * (b[0]!.length - 1),
+    paramGroups: [{ params: model.namedParameters() }],
+    settings: { rows: rows.length, micro: microRows },
+    source: new EpochBatches(() => Array.from({ length: Math.ceil(rows.length / microRows) }, (_, i) => rows.slice(i * microRows, (i + 1) * microRows))),
+    normalizer: (b) => b.length * (b[0]!.length - 1),
     lossSum: (b) => {
       calls++;
       const ids = T.fromArray(Int32Array.from(b.flat()), [b.length, b[0]!.length]);

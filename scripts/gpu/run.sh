@@ -92,7 +92,7 @@ for stage in "${stages[@]}"; do
     bench-ops) bench bench_ops_cuda ops --device cuda ;;
     bench-train)
       bench bench_train_cuda train --device cuda --shape qwen2.5-0.5b
-      grep -qi "out of memory" "$out/bench_train_cuda.txt" && bench bench_train_cuda_ckpt train --device cuda --shape qwen2.5-0.5b --checkpointing
+      grep -qi "out of memory" "$out/bench_train_cuda.txt" && bench bench_train_cuda_ckpt train --device cuda --shape qwen2.5-0.5b --gradient_checkpointing
       ;;
     bench-generate) bench bench_generate_cuda generate --device cuda ;;
     *) note "unknown stage '$stage'"; exit 2 ;;

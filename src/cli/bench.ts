@@ -1,7 +1,7 @@
 // `temper bench <suite>`: ops (core ops), train (one fine-tuning step of the llama class),
 // generate (batched sampling). Each prints temper's figure, PyTorch's in the same run and
 // the ratio. Only parses arguments and calls bench/.
-import { parseArgs } from 'node:util';
+import { parseFlags } from './flags.js';
 import { TemperError } from '../tensor/index.js';
 import { runOpsBench, OPS_CASES } from '../../bench/ops.js';
 import { runOpsCudaBench, OPS_CUDA_CASES } from '../../bench/ops_cuda.js';
@@ -10,7 +10,7 @@ import { CUDA_TRAIN_SHAPES, DEFAULT_CUDA_SHAPE, runGenerateCudaBench, runTrainCu
 import { runSftBench } from '../../bench/sft.js';
 import { runMergeBench } from '../../bench/merge.js';
 
-export const BENCH_HELP = `Usage: temper bench <suite> [--json] [--no-peer] [options]
+export const BENCH_HELP = `Usage: temper bench <suite> [--json] [--no_peer] [options]
 
 Suites (each runs temper, then the same work in PyTorch via Debian's python3-torch, and
 prints both with the ratio peer_time / temper_time):
@@ -29,7 +29,7 @@ prints both with the ratio peer_time / temper_time):
              train: one step, bf16 autocast, AdamW, clip 1.0; tokens/s, ratio, MFU vs the best
              measured 8192^3 bf16 GEMM (temper's, torch's), peak memory of both
              [--shape ${Object.keys(CUDA_TRAIN_SHAPES).join('|')} (${DEFAULT_CUDA_SHAPE})]
-             [--batch B (8)] [--seq S (2048)] [--repeats N (10)] [--checkpointing] [--unfused-loss]
+             [--batch B (8)] [--seq S (2048)] [--repeats N (10)] [--gradient_checkpointing] [--unfused_loss]
              generate: 256 prompts x 32 tokens -> 256 new tokens, bf16 weights, vs generate with
              a static cache [--shape ..] [--batch B] [--new_tokens N] [--prompt_length P]
              [--temperature T (0: greedy)]
@@ -39,7 +39,7 @@ prints both with the ratio peer_time / temper_time):
              wall time and peak RSS of both
 
   --json      one JSON object per line: {"suite","case","temper","peer","peer_name","unit","ratio",...}
-  --no-peer   skip PyTorch
+  --no_peer   skip PyTorch
   --device    cpu (default), or cuda / cuda:N for ops, train and generate
 `;
 
@@ -49,32 +49,28 @@ export async function benchCommand(argv: string[]): Promise<number> {
     process.stdout.write(BENCH_HELP);
     return suite ? 0 : 1;
   }
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      json: { type: 'boolean', default: false },
-      repeats: { type: 'string' },
-      cases: { type: 'string' },
-      shape: { type: 'string' },
-      seq: { type: 'string' },
-      checkpointing: { type: 'boolean', default: false },
-      'unfused-loss': { type: 'boolean', default: false },
-      temperature: { type: 'string' },
-      batch: { type: 'string' },
-      new_tokens: { type: 'string' },
-      prompt_length: { type: 'string' },
-      steps: { type: 'string' },
-      'no-peer': { type: 'boolean', default: false },
-      device: { type: 'string', default: 'cpu' },
-    },
-    strict: true,
+  const values = parseFlags('bench', rest, {
+    json: { type: 'boolean', default: false },
+    repeats: { type: 'string' },
+    cases: { type: 'string' },
+    shape: { type: 'string' },
+    seq: { type: 'string' },
+    gradient_checkpointing: { type: 'boolean', default: false },
+    unfused_loss: { type: 'boolean', default: false },
+    temperature: { type: 'string' },
+    batch: { type: 'string' },
+    new_tokens: { type: 'string' },
+    prompt_length: { type: 'string' },
+    steps: { type: 'string' },
+    no_peer: { type: 'boolean', default: false },
+    device: { type: 'string', default: 'cpu' },
   });
   const device = values.device!;
   if (device !== 'cpu' && !/^cuda(:\d+)?$/.test(device)) throw new TemperError(`bench: unknown --device "${device}" (use cpu, cuda or cuda:N)`);
   if (device !== 'cpu' && ['sft', 'merge'].includes(suite))
     throw new TemperError(`bench ${suite}: --device ${device} is not supported; ops, train and generate run on CUDA.`);
   if (device === 'cpu') {
-    const cudaOnly = (['seq', 'checkpointing', 'unfused-loss', 'temperature'] as const).filter((k) => values[k] !== undefined && values[k] !== false);
+    const cudaOnly = (['seq', 'gradient_checkpointing', 'unfused_loss', 'temperature'] as const).filter((k) => values[k] !== undefined && values[k] !== false);
     if (cudaOnly.length) throw new TemperError(`bench ${suite}: ${cudaOnly.map((k) => `--${k}`).join(', ')} apply with --device cuda only`);
   }
   const posInt = (name: string, s: string | undefined, dflt: number): number => {
@@ -83,7 +79,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (!Number.isInteger(n) || n < 1) throw new TemperError(`bench: --${name} must be a positive integer, got '${s}'`);
     return n;
   };
-  const peer = !values['no-peer'];
+  const peer = !values.no_peer;
   switch (suite) {
     case 'ops':
       if (device !== 'cpu') {
@@ -109,7 +105,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
           device, shape: values.shape ?? DEFAULT_CUDA_SHAPE, json: values.json!, repeats: posInt('repeats', values.repeats, 10), peer,
           batch: values.batch === undefined ? undefined : posInt('batch', values.batch, 8),
           seq: values.seq === undefined ? undefined : posInt('seq', values.seq, 2048),
-          checkpointing: values.checkpointing!, fusedLoss: !values['unfused-loss'],
+          checkpointing: values.gradient_checkpointing!, fusedLoss: !values.unfused_loss,
         });
         return 0;
       }

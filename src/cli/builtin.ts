@@ -2,7 +2,7 @@
 // kinds, sizes and descriptions. Only parses arguments and reads src/io's registry.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseFlags } from './flags.js';
 import { listBuiltins, type BuiltinListing } from '../io/builtin.js';
 
 export const BUILTIN_HELP = `Usage: temper builtin [--json]
@@ -37,12 +37,7 @@ function splitRows(b: BuiltinListing): string {
 
 /** Runs `temper builtin ARGV`; returns the exit code. */
 export async function builtinCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
-    strict: true,
-    allowPositionals: false,
-  });
+  const values = parseFlags('builtin', argv, { json: { type: 'boolean', default: false } });
   if (values.help) {
     process.stdout.write(BUILTIN_HELP);
     return 0;

@@ -1,7 +1,7 @@
 // `temper chat-template`: renders a conversation file with a model folder's chat template.
 // Only parses arguments and calls src/text; no template logic here.
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseFlags } from './flags.js';
+import { readUtf8File } from '../io/index.js';
 import { TemperError } from '../tensor/index.js';
 import { Tokenizer, renderChat, type ChatMessage, type ToolSchema } from '../text/index.js';
 
@@ -12,8 +12,8 @@ apply_chat_template, and prints the text (followed by a newline).
 
   --tokenizer PATH            model or tokenizer folder (tokenizer.json + tokenizer_config.json)
   --messages FILE.json        [{"role": …, "content": …}, …] or {"messages": [...]}
-  --add-generation-prompt     end with the header of a new assistant turn
-  --continue-final-message    leave the last message open to be continued
+  --add_generation_prompt     end with the header of a new assistant turn
+  --continue_final_message    leave the last message open to be continued
   --tools FILE.json           JSON-schema tools: [{"type": "function", "function": {…}}, …]
   --template NAME             a named template of the tokenizer (default: its default one)
   --var KEY=JSON              extra template variable, e.g. --var enable_thinking=false (repeatable)
@@ -21,12 +21,7 @@ apply_chat_template, and prints the text (followed by a newline).
 `;
 
 function readJson(path: string, what: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new TemperError(`chat-template: cannot read ${what} file ${path} (${(e as NodeJS.ErrnoException).code ?? e})`);
-  }
+  const text = readUtf8File(path, `chat-template: ${what} file ${path}`);
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -47,21 +42,15 @@ function parseMessages(json: unknown, path: string): ChatMessage[] {
 
 /** Runs `temper chat-template ARGV`; returns the exit code. Throws TemperError for bad input. */
 export async function chatTemplateCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      tokenizer: { type: 'string' },
-      messages: { type: 'string' },
-      'add-generation-prompt': { type: 'boolean', default: false },
-      'continue-final-message': { type: 'boolean', default: false },
-      tools: { type: 'string' },
-      template: { type: 'string' },
-      var: { type: 'string', multiple: true, default: [] },
-      ids: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
+  const values = parseFlags('chat-template', argv, {
+    tokenizer: { type: 'string' },
+    messages: { type: 'string' },
+    add_generation_prompt: { type: 'boolean', default: false },
+    continue_final_message: { type: 'boolean', default: false },
+    tools: { type: 'string' },
+    template: { type: 'string' },
+    var: { type: 'string', multiple: true, default: [] },
+    ids: { type: 'boolean', default: false },
   });
   if (values.help) {
     process.stdout.write(CHAT_TEMPLATE_HELP);
@@ -91,8 +80,8 @@ export async function chatTemplateCommand(argv: string[]): Promise<number> {
   }
   const tok = await Tokenizer.fromDir(values.tokenizer);
   const text = renderChat(tok, messages, {
-    addGenerationPrompt: values['add-generation-prompt'],
-    continueFinalMessage: values['continue-final-message'],
+    addGenerationPrompt: values.add_generation_prompt,
+    continueFinalMessage: values.continue_final_message,
     tools,
     chatTemplate: values.template,
     vars,

@@ -79,15 +79,18 @@ export function resolveConfig<S extends z.ZodType>(schema: S, file: Record<strin
   throw new TemperError(`config: ${msg}`);
 }
 
-/** `--key  description (default: v)` lines for every field of an object schema. */
-export function schemaHelp(schema: z.ZodObject): string {
-  const lines: string[] = [];
-  for (const [key, field] of Object.entries(schema.shape)) {
-    const f = field as z.ZodType;
+/**
+ * `--key  description (default: v)` lines for every field of an object schema; with
+ * `sections` ([title, keys] pairs), grouped under their titles in that order.
+ */
+export function schemaHelp(schema: z.ZodObject, sections?: readonly (readonly [string, readonly string[]])[]): string {
+  const line = (key: string) => {
+    const f = schema.shape[key] as z.ZodType;
     const desc = f.description ?? '';
     const parsed = f.safeParse(undefined);
     const dflt = parsed.success ? ` (default: ${JSON.stringify(parsed.data)})` : ' (required)';
-    lines.push(`  --${key.padEnd(28)} ${desc.replace(/ \(required\)$/, '')}${dflt}`);
-  }
-  return lines.join('\n');
+    return `  --${key.padEnd(28)} ${desc.replace(/ \(required\)$/, '')}${dflt}`;
+  };
+  if (!sections) return Object.keys(schema.shape).map(line).join('\n');
+  return sections.map(([title, keys]) => `${title}:\n${keys.map(line).join('\n')}`).join('\n\n');
 }

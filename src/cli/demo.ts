@@ -11,12 +11,12 @@ import { generate } from '../generate/index.js';
 import { SFT_SCHEMA } from '../algorithms/sft_config.js';
 import { runSft } from '../algorithms/sft.js';
 import { parseConfigArgs, resolveConfig } from './config.js';
-import { trainingDisplay } from './sft.js';
+import { trainingDisplay } from './training_display.js';
 import { z } from 'zod';
 
 const DEMO_SCHEMA = z
   .object({
-    output_dir: z.string().default('temper-demo').describe('where the adapter, checkpoints, metrics and report go'),
+    output_dir: z.string().default('temper-demo').describe('where the adapter, checkpoints, metrics and report go (an earlier demo run there is replaced)'),
     eval_examples: z.number().int().positive().max(200).default(200).describe('held-out questions to score before and after'),
     max_steps: z.number().int().positive().default(1200).describe('LoRA training steps'),
     quiet: z.boolean().default(false).describe('plain log lines instead of a progress bar'),
@@ -35,17 +35,28 @@ of its answers before and after. The same run as:
 
 const ANSWER = /Answer:\s*(-?\d+)/;
 
+interface Scored {
+  accuracy: number;
+  /** Each question with the model's reply and whether its "Answer: N" is right. */
+  results: { question: string; reply: string; correct: boolean }[];
+}
+
 /** Exact-match accuracy of "Answer: N" on chat rows, greedy, batched. */
-function answerAccuracy(model: CausalLM, tok: Tokenizer, rows: ChatMessage[][]): { accuracy: number; sample: string } {
+function answerAccuracy(model: CausalLM, tok: Tokenizer, rows: ChatMessage[][]): Scored {
   const prompts = rows.map((m) => applyChatTemplate(tok, m.slice(0, -1), { addGenerationPrompt: true }).ids);
   const out = generate(model, prompts, { temperature: 0, maxNewTokens: 32, tokenizer: tok, stopTokenIds: tok.eosTokenIds });
-  let correct = 0;
-  out.forEach((g, i) => {
+  const results = out.map((g, i) => {
     const want = ANSWER.exec(String(rows[i]!.at(-1)!.content))?.[1];
     const got = ANSWER.exec(g.text ?? '')?.[1];
-    if (want !== undefined && got === want) correct++;
+    return { question: String(rows[i]!.at(-2)!.content), reply: (g.text ?? '').trim(), correct: want !== undefined && got === want };
   });
-  return { accuracy: correct / rows.length, sample: `${String(rows[0]!.at(-2)!.content)} -> ${JSON.stringify(out[0]!.text)}` };
+  return { accuracy: results.filter((r) => r.correct).length / rows.length, results };
+}
+
+/** "question -> reply (right|wrong)" for the first result with the given outcome, or null. */
+function example(s: Scored, correct: boolean): string | null {
+  const r = s.results.find((x) => x.correct === correct);
+  return r ? `${r.question} -> ${JSON.stringify(r.reply)}  (${correct ? 'right' : 'wrong'})` : null;
 }
 
 export async function demoCommand(argv: string[]): Promise<number> {
@@ -68,13 +79,14 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const base = (await loadModel(dir)) as CausalLM;
   const before = answerAccuracy(base, tok, rows);
   base.dispose();
-  say(`  before: ${(100 * before.accuracy).toFixed(1)}% exact answers on ${rows.length} held-out questions   e.g. ${before.sample}`);
+  say(`  before: ${(100 * before.accuracy).toFixed(1)}% exact answers on ${rows.length} held-out questions`);
+  say(`    e.g. ${example(before, false) ?? example(before, true)}`);
 
   const cfg = SFT_SCHEMA.parse({
     model: 'builtin:tiny', dataset: 'builtin:arith-chat', output_dir: o.output_dir, use_peft: true, lora_r: 16, lora_alpha: 32,
     lora_dropout: 0, lora_target_modules: 'all-linear', learning_rate: 4e-3, lr_scheduler_type: 'cosine', warmup_ratio: 0.05,
     per_device_train_batch_size: 16, max_steps: o.max_steps, logging_steps: 10, eval_strategy: 'steps', eval_steps: 100,
-    save_steps: 200, save_total_limit: 1, max_length: 128, assistant_only_loss: true, quiet: o.quiet, seed: 42,
+    save_steps: 200, save_total_limit: 1, max_length: 128, assistant_only_loss: true, quiet: o.quiet, seed: 42, overwrite_output_dir: true,
   });
   const ui = trainingDisplay(cfg.quiet);
   let result;
@@ -88,7 +100,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const tuned = loadAdapter((await loadModel(dir)) as CausalLM, o.output_dir);
   const after = answerAccuracy(tuned.model, tok, rows);
   tuned.model.dispose();
-  say(`  after:  ${(100 * after.accuracy).toFixed(1)}% exact answers on the same questions   e.g. ${after.sample}`);
+  say(`  after:  ${(100 * after.accuracy).toFixed(1)}% exact answers on the same questions`);
+  for (const line of [example(after, true), example(after, false)]) if (line) say(`    e.g. ${line}`);
   say(`  ${result.globalStep} LoRA steps, ${((Date.now() - t0) / 1000).toFixed(0)} s in all`);
   say(`  adapter (PEFT format): ${o.output_dir}   report: ${result.reportPath}`);
   say(`  merge it:  temper merge-lora --model builtin:tiny --adapter ${o.output_dir} --output ${o.output_dir}-merged`);

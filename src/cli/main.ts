@@ -1,5 +1,6 @@
 // `temper <command>`: dispatches to one file per command. No training logic here.
 import { TemperError } from '../tensor/index.js';
+import { fsError, fsErrorCode } from '../io/index.js';
 
 const HELP = `temper: LLM post-training native to TypeScript
 
@@ -21,8 +22,11 @@ Options:
   -h, --help     show help (also: temper <command> --help)
   --version      print the version
 
+Flags are snake_case (--max_steps), as TRL's keys; --max-steps is accepted too.
+
 Environment:
   TEMPER_NUM_THREADS   threads for native kernels and the BLAS (default: all cores)
+  TEMPER_DEVICE        default device of new tensors (cpu, cuda, cuda:N)
   HF_HOME              Hugging Face cache root (hub downloads go to $HF_HOME/hub)
   HF_TOKEN             token for gated or private hub repositories
 `;
@@ -56,10 +60,12 @@ export async function run(argv: string[]): Promise<number> {
     if (!command) throw new TemperError(`unknown command '${cmd}'. Run 'temper --help' for the list.`);
     return await (await command())(rest);
   } catch (e) {
-    if (e instanceof TemperError || (e instanceof Error && 'code' in e && String((e as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))) {
-      process.stderr.write(`temper: ${e.message}\n`);
+    // A file-system failure nobody named (a full disk mid-write, …) is still one line, with its path.
+    const err = fsErrorCode(e) && !(e instanceof TemperError) ? fsError((e as NodeJS.ErrnoException).path ?? 'file system', e) : e;
+    if (err instanceof TemperError) {
+      process.stderr.write(`temper: ${err.message}\n`);
       return 2;
     }
-    throw e;
+    throw err;
   }
 }

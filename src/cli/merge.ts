@@ -1,9 +1,9 @@
 // `temper merge config.yaml OUTPUT_DIR`: merges models from a mergekit YAML (linear, ties,
 // dare_*, breadcrumbs*, task_arithmetic, slerp). Only parses arguments and calls src/merge.
-import { parseArgs } from 'node:util';
 import { TemperError } from '../tensor/index.js';
 import { MERGE_METHODS, readMergeConfig, runMerge } from '../merge/index.js';
 import { createProgress } from './progress.js';
+import { parseFlags } from './flags.js';
 
 export const MERGE_HELP = `Usage: temper merge CONFIG.yaml OUTPUT_DIR [options]
 
@@ -23,18 +23,13 @@ ${MERGE_METHODS.map((m) => `  ${m.name.padEnd(18)} ${m.paper}`).join('\n')}
 
 /** Runs `temper merge ARGV`; returns the exit code. Throws TemperError for bad input. */
 export async function mergeCommand(argv: string[]): Promise<number> {
-  const { values: v, positionals } = parseArgs({
-    args: argv,
-    options: {
-      out_shard_size: { type: 'string' },
-      seed: { type: 'string' },
-      copy_tokenizer: { type: 'boolean', default: false },
-      dtype: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: true,
-  });
+  const v = parseFlags('merge', argv, {
+    out_shard_size: { type: 'string' },
+    seed: { type: 'string' },
+    copy_tokenizer: { type: 'boolean', default: false },
+    dtype: { type: 'string' },
+  }, { positionals: true });
+  const positionals = v.positionals;
   if (v.help) {
     process.stdout.write(MERGE_HELP);
     return 0;
@@ -59,6 +54,7 @@ export async function mergeCommand(argv: string[]): Promise<number> {
     outShardSize: v.out_shard_size,
     seed,
     copyTokenizer: v.copy_tokenizer,
+    onWarning: (m) => process.stderr.write(`temper: warning: ${m}\n`),
     dtype,
     onProgress: (done, total, bytes) => {
       bar ??= createProgress(`merge ${config.merge_method}`, total, 'tensors');

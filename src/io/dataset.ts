@@ -1,7 +1,7 @@
 // Datasets as rows of plain objects, each remembering its file and line: a .jsonl/.json/.csv/
 // .parquet file, a folder of them (split by file name, HF style), or a hub id via the HF cache.
 // Not a streaming or Arrow-backed table (rows load whole); rows -> tokens is src/text/'s job.
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { BUILTIN_PREFIX, resolveBuiltinDataset } from './builtin.js';
 import { extname, join, relative, sep } from 'node:path';
 import { getHFHubCachePath } from '@huggingface/hub';
@@ -9,6 +9,7 @@ import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { TemperError } from '../tensor/index.js';
 import { downloadRepoFiles, listRepoFiles, snapshotDir, type DownloadProgress } from './hub_cache.js';
+import { decodeUtf8 } from './utf8.js';
 
 /** One dataset row: column name -> value (strings, numbers, lists, nested objects, …). */
 export type DatasetRow = Record<string, unknown>;
@@ -24,6 +25,11 @@ export interface LoadDatasetOptions {
   cacheDir?: string;
   /** Download progress, a few times a second while hub files are fetched. */
   onProgress?: (p: DownloadProgress) => void;
+  /**
+   * Skip JSON Lines lines that are not valid UTF-8, not valid JSON or not an object, listing
+   * each in `skippedLines`, instead of stopping at the first (TRL users' skip_invalid_rows).
+   */
+  skipInvalidLines?: boolean;
 }
 
 /** Rows read from one file, with each row's 1-based line (text files) or row number (JSON arrays, parquet). */
@@ -32,6 +38,8 @@ export interface DatasetPart {
   unit: 'line' | 'row';
   rows: DatasetRow[];
   positions: number[];
+  /** Lines skipped with skipInvalidLines, each as "file line N: why". */
+  skipped?: string[];
 }
 
 /**
@@ -47,12 +55,15 @@ export class DatasetRows {
   readonly rows: readonly DatasetRow[];
   /** The files read, in order (paths as given, or `org/name/<path>` for hub files). */
   readonly files: readonly string[];
+  /** Lines left out because they could not be read (LoadDatasetOptions.skipInvalidLines), each as "file line N: why". */
+  readonly skippedLines: readonly string[];
   private readonly fileOf: Int32Array;
   private readonly posOf: Int32Array;
   private readonly units: readonly ('line' | 'row')[];
 
-  private constructor(rows: DatasetRow[], files: string[], units: ('line' | 'row')[], fileOf: Int32Array, posOf: Int32Array) {
+  private constructor(rows: DatasetRow[], files: string[], units: ('line' | 'row')[], fileOf: Int32Array, posOf: Int32Array, skippedLines: string[] = []) {
     this.rows = rows;
+    this.skippedLines = skippedLines;
     this.files = files;
     this.units = units;
     this.fileOf = fileOf;
@@ -70,7 +81,7 @@ export class DatasetRows {
       posOf.set(p.positions, rows.length);
       for (const r of p.rows) rows.push(r);
     });
-    return new DatasetRows(rows, parts.map((p) => p.file), parts.map((p) => p.unit), fileOf, posOf);
+    return new DatasetRows(rows, parts.map((p) => p.file), parts.map((p) => p.unit), fileOf, posOf, parts.flatMap((p) => p.skipped ?? []));
   }
 
   /** Rows built in memory; their origins read `<name> row i` (1-based). */
@@ -104,7 +115,7 @@ export class DatasetRows {
     });
     const fileOf = Int32Array.from(indices, (i) => this.fileOf[i]!);
     const posOf = Int32Array.from(indices, (i) => this.posOf[i]!);
-    return new DatasetRows(rows, [...this.files], [...this.units], fileOf, posOf);
+    return new DatasetRows(rows, [...this.files], [...this.units], fileOf, posOf, [...this.skippedLines]);
   }
 }
 
@@ -143,6 +154,7 @@ function isDataFile(path: string): boolean {
  */
 export function selectSplitFiles(paths: readonly string[], split = 'train', name?: string, where = 'dataset'): string[] {
   let data = paths.filter(isDataFile);
+  if (data.length === 0) throw new TemperError(`${where}: no data files in it (temper reads .jsonl, .json, .csv and .parquet${paths.length ? `; found ${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''}` : '; it is empty'})`);
   if (name !== undefined) data = data.filter((p) => p.split('/').slice(0, -1).includes(name));
   const words = SPLIT_WORDS[split] ?? [split];
   const picked = data.filter((p) => namesSplit(p, words));
@@ -182,39 +194,51 @@ function checkObject(v: unknown, where: string): DatasetRow {
   return v as DatasetRow;
 }
 
-function readJsonLines(path: string, file: string): DatasetPart {
-  const buf = readFileSync(path);
+function readJsonLines(path: string, file: string, skip = false): DatasetPart {
+  return jsonLines(readFileSync(path), file, skip);
+}
+
+/** JSON Lines from bytes: each line strict UTF-8 and one JSON object (blank lines ignored). */
+function jsonLines(buf: Buffer, file: string, skip: boolean): DatasetPart {
   const rows: DatasetRow[] = [];
   const positions: number[] = [];
+  const skipped: string[] = [];
   let start = 0;
   for (let line = 1; start < buf.length; line++) {
     let end = buf.indexOf(0x0a, start);
     if (end < 0) end = buf.length;
-    const text = buf.toString('utf8', start, end).replace(/^\uFEFF/, '');
+    const bytes = buf.subarray(start, end);
     start = end + 1;
-    if (text.trim() === '') continue;
-    let v: unknown;
     try {
-      v = JSON.parse(text);
+      const text = decodeUtf8(bytes, file, line).replace(/^\uFEFF/, '');
+      if (text.trim() === '') continue;
+      let v: unknown;
+      try {
+        v = JSON.parse(text);
+      } catch (e) {
+        throw new TemperError(`${file} line ${line}: not valid JSON (${(e as Error).message})`);
+      }
+      rows.push(checkObject(v, `${file} line ${line}`));
+      positions.push(line);
     } catch (e) {
-      throw new TemperError(`${file} line ${line}: ${(e as Error).message}`);
+      if (!skip || !(e instanceof TemperError)) throw e;
+      skipped.push(e.message);
     }
-    rows.push(checkObject(v, `${file} line ${line}`));
-    positions.push(line);
   }
-  return { file, unit: 'line', rows, positions };
+  return { file, unit: 'line', rows, positions, skipped };
 }
 
 /** A JSON array of objects, `{"data": [...]}` / `{"rows": [...]}`, or JSON Lines saved as .json. */
-function readJson(path: string, file: string): DatasetPart {
-  const text = readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
+function readJson(path: string, file: string, skip = false): DatasetPart {
+  const buf = readFileSync(path);
+  const text = decodeUtf8(buf, file).replace(/^\uFEFF/, '');
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch (e) {
     // Many hub datasets store JSON Lines under a .json name.
     const first = text.trimStart();
-    if (first.startsWith('{') && /\}\s*\r?\n\s*\{/.test(text)) return readJsonLines(path, file);
+    if (first.startsWith('{') && /\}\s*\r?\n\s*\{/.test(text)) return jsonLines(buf, file, skip);
     const msg = (e as Error).message;
     const at = /at position (\d+)/.exec(msg);
     const line = at ? text.slice(0, Number(at[1])).split('\n').length : null;
@@ -332,6 +356,18 @@ function plainValue(v: unknown): unknown {
 }
 
 async function readParquet(path: string, file: string): Promise<DatasetPart> {
+  const size = statSync(path).size;
+  if (size === 0) throw new TemperError(`${file}: empty file (0 bytes), not a parquet file`);
+  const head = Buffer.alloc(4), tail = Buffer.alloc(4);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, 4, 0);
+    readSync(fd, tail, 0, 4, Math.max(0, size - 4));
+  } finally {
+    closeSync(fd);
+  }
+  if (size < 12 || head.toString('latin1') !== 'PAR1' || tail.toString('latin1') !== 'PAR1')
+    throw new TemperError(`${file}: not a parquet file (a parquet file starts and ends with the bytes PAR1)`);
   let rows: DatasetRow[];
   try {
     const buffer = await asyncBufferFromFile(path);
@@ -343,16 +379,16 @@ async function readParquet(path: string, file: string): Promise<DatasetPart> {
 }
 
 /** Reads one data file; `file` is the name used in messages. */
-async function readDataFile(path: string, file: string): Promise<DatasetPart> {
+async function readDataFile(path: string, file: string, skip: boolean): Promise<DatasetPart> {
   const ext = extname(path).toLowerCase();
   switch (ext) {
     case '.jsonl':
     case '.ndjson':
-      return readJsonLines(path, file);
+      return readJsonLines(path, file, skip);
     case '.json':
-      return readJson(path, file);
+      return readJson(path, file, skip);
     case '.csv':
-      return parseCsv(readFileSync(path, 'utf8'), file);
+      return parseCsv(decodeUtf8(readFileSync(path), file), file);
     case '.parquet':
       return readParquet(path, file);
     default:
@@ -360,11 +396,12 @@ async function readDataFile(path: string, file: string): Promise<DatasetPart> {
   }
 }
 
-async function readAll(files: readonly { path: string; name: string }[], what: string): Promise<DatasetRows> {
+async function readAll(files: readonly { path: string; name: string }[], what: string, skip = false): Promise<DatasetRows> {
   const parts: DatasetPart[] = [];
-  for (const f of files) parts.push(await readDataFile(f.path, f.name));
+  for (const f of files) parts.push(await readDataFile(f.path, f.name, skip));
   const ds = DatasetRows.fromParts(parts);
-  if (ds.length === 0) throw new TemperError(`${what}: the dataset has no rows (read ${files.map((f) => f.name).join(', ')})`);
+  if (ds.length === 0)
+    throw new TemperError(`${what}: the dataset has no rows (read ${files.map((f) => f.name).join(', ')}${ds.skippedLines.length ? `; ${ds.skippedLines.length} invalid line(s) skipped, e.g. ${ds.skippedLines[0]}` : ''})`);
   return ds;
 }
 
@@ -398,14 +435,14 @@ async function loadHubDataset(repo: string, opts: LoadDatasetOptions): Promise<D
     } catch {
       paths = null;
     }
-    if (paths && shardsComplete(paths)) return readAll(named(snap, paths), label);
+    if (paths && shardsComplete(paths)) return readAll(named(snap, paths), label, opts.skipInvalidLines);
   }
 
   const listed = await listRepoFiles('dataset', repo, revision, cacheDir, `${label}: split '${split}'`, true);
   const paths = selectSplitFiles([...listed.keys()].sort(), split, opts.name, label);
   const local = await downloadRepoFiles('dataset', repo, paths.map((p) => ({ path: p, size: listed.get(p)! })), { revision, cacheDir, what: label, onProgress: opts.onProgress });
   const files = local.map((path, i) => ({ path, name: `${repo}/${paths[i]}` }));
-  return readAll(files, label);
+  return readAll(files, label, opts.skipInvalidLines);
 }
 
 /**
@@ -421,14 +458,14 @@ async function loadHubDataset(repo: string, opts: LoadDatasetOptions): Promise<D
 export async function loadDataset(ref: string, opts: LoadDatasetOptions = {}): Promise<DatasetRows> {
   if (ref.startsWith(BUILTIN_PREFIX)) {
     const path = resolveBuiltinDataset(ref, opts.split ?? 'train');
-    return readAll([{ path, name: `${ref} (${opts.split ?? 'train'})` }], ref);
+    return readAll([{ path, name: `${ref} (${opts.split ?? 'train'})` }], ref, opts.skipInvalidLines);
   }
   if (existsSync(ref)) {
     if (statSync(ref).isDirectory()) {
       const paths = selectSplitFiles(listTree(ref), opts.split ?? 'train', opts.name, ref);
-      return readAll(paths.map((p) => ({ path: join(ref, ...p.split('/')), name: join(ref, ...p.split('/')) })), ref);
+      return readAll(paths.map((p) => ({ path: join(ref, ...p.split('/')), name: join(ref, ...p.split('/')) })), ref, opts.skipInvalidLines);
     }
-    return readAll([{ path: ref, name: ref }], ref);
+    return readAll([{ path: ref, name: ref }], ref, opts.skipInvalidLines);
   }
   const ext = extname(ref).toLowerCase();
   if (DATA_EXT.has(ext) || ref.startsWith('.') || ref.startsWith('/')) throw new TemperError(`${ref}: no such file or folder`);

@@ -2,12 +2,12 @@
 // (single or sharded), loaded 1:1 into a temper model by parameter name and written back
 // in the same layout. Loading reads tensor by tensor, so peak host memory is one tensor.
 // Not tokenizers (src/text) and not adapters (PEFT folders have their own reader).
-import { existsSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TemperError, assign, noGrad, randn, Generator, type Tensor } from '../tensor/index.js';
 import { emptyInit } from '../nn/index.js';
 import { createModel, parseConfig, type ModelConfig, type PretrainedModel, type Task } from '../models/index.js';
-import { CheckpointReader, writeCheckpoint } from './sharded.js';
+import { WeightsReader, writeWeights } from './sharded.js';
 import type { SaveDType } from './safetensors.js';
 import { resolveModelRef, type ResolveOptions } from './hub.js';
 import { readJsonFile } from './json.js';
@@ -55,7 +55,7 @@ export function loadModelFromDir(dir: string, opts: LoadModelOptions = {}): Pret
   const warn = opts.warn ?? ((m: string) => process.stderr.write(`temper: ${m}\n`));
   const model = createModel(config, emptyInit, opts.task);
   try {
-    using reader = new CheckpointReader(dir);
+    using reader = new WeightsReader(dir);
     const used = new Set<string>();
     noGrad(() => {
       for (const [name, param] of model.stateDict()) {
@@ -108,7 +108,7 @@ const TORCH_DTYPE: Record<SaveDType, string> = { F32: 'float32', BF16: 'bfloat16
 export function saveModel(model: PretrainedModel, dir: string, opts: SaveModelOptions = {}): void {
   mkdirSync(dir, { recursive: true });
   const dtype = opts.dtype ?? 'F32';
-  writeCheckpoint(dir, model.stateDict(), { dtype, maxShardSize: opts.maxShardSize });
+  writeWeights(dir, model.stateDict(), { dtype, maxShardSize: opts.maxShardSize });
   const config = { ...model.config.raw, torch_dtype: TORCH_DTYPE[dtype] };
   if (model.config.generationConfig) writeJsonAtomic(join(dir, 'generation_config.json'), model.config.generationConfig);
   writeJsonAtomic(join(dir, 'config.json'), config);
@@ -118,4 +118,21 @@ function writeJsonAtomic(path: string, value: unknown): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
   renameSync(tmp, path);
+}
+
+/** The tokenizer's files in a model folder (fast and slow tokenizers, chat templates), as transformers saves them. */
+export const TOKENIZER_FILES = [
+  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'chat_template.jinja', 'chat_template.json',
+  'vocab.json', 'merges.txt', 'tokenizer.model',
+] as const;
+
+/** Copies the tokenizer files `from` has into `to`; `keep` leaves files `to` already holds. Returns the names copied. */
+export function copyTokenizerFiles(from: string, to: string, opts: { keep?: boolean } = {}): string[] {
+  const copied: string[] = [];
+  for (const f of TOKENIZER_FILES) {
+    if (!existsSync(join(from, f)) || (opts.keep && existsSync(join(to, f)))) continue;
+    copyFileSync(join(from, f), join(to, f));
+    copied.push(f);
+  }
+  return copied;
 }

@@ -2,12 +2,14 @@
 // written as PEFT writes them and read back onto a loaded base model. LoRA only; features
 // temper does not implement (DoRA, rank/alpha patterns, layers_to_transform, …) fail by name.
 // Not the adapter math (nn/lora.ts) and not legacy adapter_model.bin pickles.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TemperError, assign, noGrad } from '../tensor/index.js';
 import { applyLora, type LoraConfig, type LoraModel, type Module } from '../nn/index.js';
-import { SequenceClassifier } from '../models/index.js';
+import { SequenceClassifier, type PretrainedModel } from '../models/index.js';
 import { SafetensorsFile, writeSafetensors, type SaveDType } from './safetensors.js';
+import { loadModelFromDir, type LoadModelOptions } from './model_folder.js';
+import { resolveModelRef } from './hub.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -190,4 +192,65 @@ export function loadAdapter<M extends Module>(model: M, dir: string, opts: LoadA
   }
   if (!opts.trainable) for (const [, t] of lora.trainableParameters()) t.requiresGrad = false;
   return lora;
+}
+
+/** What a model reference names: a base model, and the PEFT adapter to put on it (or null). */
+export interface AdapterRef {
+  /** Model folder, hub id or builtin:NAME of the base. */
+  base: string;
+  /** The adapter folder, or null for a plain model. */
+  adapter: string | null;
+}
+
+/**
+ * Reads a model reference the way every command does. `ref` may be a model; a PEFT adapter
+ * folder, whose base is its adapter_config.json's base_model_name_or_path (as transformers'
+ * from_pretrained reads a folder holding adapter_config.json, even one that also holds a
+ * config.json); or mergekit's `BASE+ADAPTER`. An explicit `adapter` (a --adapter flag) puts
+ * that adapter on `ref` (or on the adapter's own base when `ref` is null).
+ * @example resolveAdapterRef('out/sft-lora')   // { base: 'builtin:tiny', adapter: 'out/sft-lora' }
+ */
+export function resolveAdapterRef(ref: string | null, opts: { adapter?: string | null } = {}): AdapterRef {
+  const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
+  const adapterBase = (dir: string, hint: string): string => {
+    if (!isDir(dir)) throw new TemperError(`adapter ${dir}: no such folder`);
+    if (!existsSync(join(dir, ADAPTER_CONFIG))) throw new TemperError(`adapter ${dir}: no ${ADAPTER_CONFIG} (not a PEFT adapter folder)`);
+    const base = readAdapterConfig(dir).base_model_name_or_path;
+    if (!base) throw new TemperError(`${join(dir, ADAPTER_CONFIG)} has no base_model_name_or_path; ${hint}`);
+    return base;
+  };
+  if (opts.adapter) return { base: ref ?? adapterBase(opts.adapter, `name the base model with --model`), adapter: opts.adapter };
+  if (ref === null) throw new TemperError('no model given');
+  const plus = ref.lastIndexOf('+');
+  if (plus > 0 && !existsSync(ref)) return { base: ref.slice(0, plus), adapter: ref.slice(plus + 1) };
+  if (isDir(ref) && existsSync(join(ref, ADAPTER_CONFIG))) return { base: adapterBase(ref, `write the model as BASE+${ref}`), adapter: ref };
+  return { base: ref, adapter: null };
+}
+
+/** The folder whose tokenizer goes with a reference: the adapter's when it carries tokenizer.json, else the base's. */
+export function tokenizerDirFor(ref: AdapterRef, baseDir: string): string {
+  return ref.adapter && existsSync(join(ref.adapter, 'tokenizer.json')) ? ref.adapter : baseDir;
+}
+
+export interface LoadWithAdapterOptions extends LoadModelOptions {
+  /** Keep the adapter trainable (continue training it). Default false. */
+  trainable?: boolean;
+}
+
+/**
+ * Loads the base of `ref` (a SEQ_CLS adapter loads a sequence-classification base) and attaches
+ * the adapter when there is one.
+ * @example const { model, lora } = await loadWithAdapter(resolveAdapterRef('out/sft-lora'));
+ */
+export async function loadWithAdapter(ref: AdapterRef, opts: LoadWithAdapterOptions = {}): Promise<{ model: PretrainedModel; lora: LoraModel | null; baseDir: string }> {
+  const baseDir = await resolveModelRef(ref.base, opts);
+  const task = opts.task ?? (ref.adapter && readAdapterConfig(ref.adapter).task_type === 'SEQ_CLS' ? 'sequence-classification' : undefined);
+  const model = loadModelFromDir(baseDir, { ...opts, task });
+  if (!ref.adapter) return { model, lora: null, baseDir };
+  try {
+    return { model, lora: loadAdapter(model, ref.adapter, { trainable: opts.trainable }), baseDir };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }

@@ -1,4 +1,5 @@
-// Sharded safetensors checkpoints as transformers writes them: `model.safetensors`, or
+// Model weight files as transformers writes them (what HF calls a checkpoint; "weights" here,
+// since temper keeps "checkpoint" for training checkpoint-N folders): `model.safetensors`, or
 // `model-0000i-of-0000K.safetensors` shards filled greedily in key order plus
 // `model.safetensors.index.json` ({metadata: {total_size}, weight_map}). The index is
 // written last, so a reader never sees an index naming shards that are not complete.
@@ -21,7 +22,7 @@ export function parseSize(size: string | number): number {
   return Math.floor(Number(m[1]) * mult[unit]!);
 }
 
-export interface CheckpointWriteOptions {
+export interface WeightsWriteOptions {
   /** Largest shard before a new one starts (default "5GB", as transformers). */
   maxShardSize?: string | number;
   /** Float output dtype (default F32; BF16 for bf16 tensors). */
@@ -29,7 +30,7 @@ export interface CheckpointWriteOptions {
 }
 
 /** Writes tensors (in the map's order) into `dir` as one file or shards with an index. */
-export function writeCheckpoint(dir: string, tensors: ReadonlyMap<string, Tensor>, opts: CheckpointWriteOptions = {}): { files: string[]; totalSize: number } {
+export function writeWeights(dir: string, tensors: ReadonlyMap<string, Tensor>, opts: WeightsWriteOptions = {}): { files: string[]; totalSize: number } {
   const limit = parseSize(opts.maxShardSize ?? '5GB');
   const shards: [string, Tensor][][] = [[]];
   let current = 0, total = 0;
@@ -65,7 +66,7 @@ export function writeCheckpoint(dir: string, tensors: ReadonlyMap<string, Tensor
 }
 
 /** Reads a folder's weights, single-file or sharded, tensor by tensor. */
-export class CheckpointReader implements Disposable {
+export class WeightsReader implements Disposable {
   private readonly files = new Map<string, SafetensorsFile>();
   /** tensor name -> file name */
   readonly weightMap = new Map<string, string>();

@@ -7,3 +7,4 @@ export { keepRankRange, magnitude, bernoulli, breadcrumbs } from './methods/spar
 export { taskArithmetic } from './methods/generalized.js';
 export type { MergeMethod, ParamSpec, TensorInputs } from './methods/types.js';
 export { ShardWriter, f32ToBf16, floatBytes, type ShardWriterOptions } from '../io/shard_writer.js';
+export { mergeLora, type MergeLoraOptions } from './merge_lora.js';

@@ -6,17 +6,18 @@ import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from '
 import { join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { Generator, TemperError, rand, type Tensor } from '../tensor/index.js';
-import { CheckpointReader } from '../io/sharded.js';
+import { WeightsReader } from '../io/sharded.js';
 import { ShardWriter, floatBytes } from '../io/shard_writer.js';
 import { tensorBytes, type SaveDType } from '../io/safetensors.js';
 import { resolveModelRef } from '../io/hub.js';
-import { loadModelFromDir } from '../io/model_folder.js';
-import { ADAPTER_CONFIG, loadAdapter, readAdapterConfig } from '../io/peft.js';
-import { resolveParam, saveDTypeOf, type MergeConfig, type MergeSlice, type Scalar } from './config.js';
+import { TOKENIZER_FILES } from '../io/model_folder.js';
+import { ensureWritableDir } from '../io/writable.js';
+import { loadWithAdapter, resolveAdapterRef } from '../io/peft.js';
+import { resolveParam, saveDTypeOf, type MergeConfig, type MergeSlice, type ParamValue, type Scalar } from './config.js';
 import { getMergeMethod } from './registry.js';
 import { readJsonFile } from '../io/json.js';
 import { permuteEmbeddings, readVocab, unionVocab, writeUnionTokenizer } from './vocab.js';
-import type { MergeMethod, ParamSpec } from './methods/types.js';
+import { paramProblem, type MergeMethod, type ParamSpec } from './methods/types.js';
 
 export interface MergeOptions {
   /** Largest output shard, bytes or "5GB" (default "5GB"; compared against tensor bytes, as mergekit). */
@@ -29,6 +30,8 @@ export interface MergeOptions {
   dtype?: SaveDType;
   /** Called after each tensor: tensors done, total tensors, bytes written so far. */
   onProgress?: (done: number, total: number, bytes: number) => void;
+  /** Things the user should know that do not stop the merge (different vocabularies). Default: stderr. */
+  onWarning?: (message: string) => void;
 }
 
 export interface MergeResult {
@@ -37,7 +40,6 @@ export interface MergeResult {
   files: string[];
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'vocab.json', 'merges.txt', 'tokenizer.model', 'added_tokens.json'];
 const TORCH_DTYPE: Record<SaveDType, string> = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' };
 const FROM_TORCH: Record<string, SaveDType> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
 /** Tensors whose first dim is the vocabulary (mergekit `is_embed`). */
@@ -56,26 +58,14 @@ interface Source {
 
 const readJson = (path: string) => readJsonFile(path) as Record<string, unknown>;
 
-/** Opens a model reference: a folder/hub id/builtin, an adapter folder, or `base+adapter`. */
+/** Opens a model reference: a folder/hub id/builtin, an adapter folder, or `base+adapter` (resolveAdapterRef). */
 async function openSource(ref: string): Promise<Source> {
-  let baseRef: string | null = null, adapterRef: string | null = null;
-  const plus = ref.lastIndexOf('+');
-  if (plus > 0 && !existsSync(ref)) {
-    baseRef = ref.slice(0, plus);
-    adapterRef = ref.slice(plus + 1);
-  } else if (existsSync(join(ref, ADAPTER_CONFIG)) && !existsSync(join(ref, 'config.json'))) {
-    adapterRef = ref;
-    baseRef = readAdapterConfig(ref).base_model_name_or_path;
-    if (!baseRef) throw new TemperError(`model '${ref}': ${ADAPTER_CONFIG} has no base_model_name_or_path (write it as 'BASE+${ref}')`);
-  }
-  if (adapterRef !== null) {
+  const r = resolveAdapterRef(ref);
+  if (r.adapter !== null) {
     // LoRA: merge W + s·B@A in memory (a whole model, unlike the streaming path).
-    const baseDir = await resolveModelRef(baseRef!);
-    const adapterDir = await resolveModelRef(adapterRef);
-    const cfg = readAdapterConfig(adapterDir);
-    const model = loadModelFromDir(baseDir, { task: cfg.task_type === 'SEQ_CLS' ? 'sequence-classification' : 'causal-lm', warn: () => {} });
+    const { model, lora, baseDir } = await loadWithAdapter(r, { warn: () => {} });
     try {
-      loadAdapter(model, adapterDir).merge();
+      lora!.merge();
     } catch (e) {
       model.dispose();
       throw e;
@@ -95,8 +85,31 @@ async function openSource(ref: string): Promise<Source> {
     };
   }
   const dir = await resolveModelRef(ref);
-  const reader = new CheckpointReader(dir);
+  const reader = new WeightsReader(dir);
   return { ref, configDir: dir, keys: () => reader.keys(), has: (n) => reader.has(n), tensor: (n) => reader.tensor(n), close: () => reader.close() };
+}
+
+/** A merged tensor must be finite: the first NaN/Inf is an error naming the tensor and where it is. */
+function checkFinite(values: Float32Array, name: string, where: string): Float32Array {
+  for (let i = 0; i < values.length; i++)
+    if (!Number.isFinite(values[i]!)) throw new TemperError(`${where}: the merged tensor '${name}' has ${values[i]} at element ${i}; nothing was written (check the inputs and the parameters for this tensor)`);
+  return values;
+}
+
+/** Vocabulary sizes and tokenizers of the inputs: a warning when they differ (mergekit warns too). */
+function vocabWarning(sources: readonly Source[], config: MergeConfig): string | null {
+  if (config.tokenizer_source === 'union' || sources.length < 2) return null;
+  const sizes = sources.map((s) => {
+    const p = join(s.configDir, 'config.json');
+    const c = existsSync(p) ? readJson(p) : {};
+    return Number(c.vocab_size ?? c.n_vocab ?? NaN);
+  });
+  const vocabs = sources.map((s) => (existsSync(join(s.configDir, 'tokenizer.json')) ? JSON.stringify((readJson(join(s.configDir, 'tokenizer.json')).model as Record<string, unknown> | undefined)?.vocab ?? null) : null));
+  const sizeDiffers = sizes.some((n) => n !== sizes[0]);
+  const tokDiffers = vocabs.every((v) => v !== null) && vocabs.some((v) => v !== vocabs[0]);
+  if (!sizeDiffers && !tokDiffers) return null;
+  return `the models' vocabularies differ (${sources.map((s, i) => `${s.ref}: ${sizes[i]} tokens`).join(', ')}${tokDiffers && !sizeDiffers ? ', with different token lists' : ''}); ` +
+    `the same token id means different text in them, so embeddings are merged row by row as they are. Use tokenizer_source: union to align them`;
 }
 
 /** Checks the config against the method: base model, model count, parameter names, required values. */
@@ -124,6 +137,20 @@ export function validateMergeConfig(config: MergeConfig): MergeMethod {
       if (p.required && m.parameters[p.name] === undefined && config.parameters[p.name] === undefined)
         throw new TemperError(`${where}: 'models[${i}].parameters.${p.name}' is required by ${method.name} (${p.doc})`);
   });
+  // Every value given, of the right type and in range, before any tensor is read.
+  const specs = new Map([...method.globalParams, ...method.modelParams].map((p) => [p.name, p]));
+  const checkValues = (params: Record<string, ParamValue>, prefix: string) => {
+    for (const [k, v] of Object.entries(params)) {
+      const spec = specs.get(k)!;
+      const values: Scalar[] = typeof v !== 'object' ? [v] : (v as (number | { value: Scalar | number[] })[]).flatMap((e) => (typeof e === 'object' ? (Array.isArray(e.value) ? e.value : [e.value]) : [e]));
+      for (const x of values) {
+        const problem = paramProblem(spec, x);
+        if (problem) throw new TemperError(`${where}: '${prefix}${k}' ${problem}`);
+      }
+    }
+  };
+  checkValues(config.parameters, 'parameters.');
+  config.models.forEach((m, i) => checkValues(m.parameters, `models[${i}].parameters.`));
   return method;
 }
 
@@ -234,6 +261,7 @@ function writeJsonAtomic(path: string, value: unknown): void {
 export async function runMerge(config: MergeConfig, outputDir: string, opts: MergeOptions = {}): Promise<MergeResult> {
   if (config.slices) return runPassthrough(config, config.slices, outputDir, opts);
   const method = validateMergeConfig(config);
+  ensureWritableDir(outputDir, 'merge output');
   const seed = opts.seed ?? 0;
   const sources: Source[] = [];
   try {
@@ -251,6 +279,8 @@ export async function runMerge(config: MergeConfig, outputDir: string, opts: Mer
     const reference = base ?? others[0]!;
     for (const s of sources)
       if (resolve(s.configDir) === resolve(outputDir)) throw new TemperError(`merge: output folder ${outputDir} is an input model folder`);
+    const warning = vocabWarning(sources, config);
+    if (warning) (opts.onWarning ?? ((m: string) => process.stderr.write(`temper: warning: ${m}\n`)))(warning);
     const cfgPath = join(reference.configDir, 'config.json');
     const modelConfig = existsSync(cfgPath) ? readJson(cfgPath) : {};
     const nLayers = Number(modelConfig.num_hidden_layers ?? modelConfig.n_layer ?? 1);
@@ -311,7 +341,7 @@ export async function runMerge(config: MergeConfig, outputDir: string, opts: Mer
           const models = base ? permuted.slice(1) : permuted;
           const params = otherEntries.map((m, i) => resolveAll(method.modelParams, [m.parameters, config.parameters], name, nLayers, `${where} models[${config.models.indexOf(m)}] (${others[i]!.ref})`));
           const global = resolveAll(method.globalParams, [config.parameters], name, nLayers, where);
-          const merged = method.merge({ name, base: baseRows, models, params, global, uniforms: (m, n) => seededUniforms(`${seed}\u0000${name}\u0000${m}`, n) });
+          const merged = checkFinite(method.merge({ name, base: baseRows, models, params, global, uniforms: (m, n) => seededUniforms(`${seed}\u0000${name}\u0000${m}`, n) }), name, where);
           writer.add(name, outDtype, shape, floatBytes(merged, outDtype));
           opts.onProgress?.(idx + 1, names.length, writer.bytes);
           return;
@@ -331,7 +361,7 @@ export async function runMerge(config: MergeConfig, outputDir: string, opts: Mer
         if (isEmbed && outShape[0] !== refShape[0]) vocabRows = outShape[0]!;
         const params = otherEntries.map((m, i) => resolveAll(method.modelParams, [m.parameters, config.parameters], name, nLayers, `${where} models[${config.models.indexOf(m)}] (${others[i]!.ref})`));
         const global = resolveAll(method.globalParams, [config.parameters], name, nLayers, where);
-        const merged = method.merge({ name, base: baseData, models, params, global, uniforms: (m, n) => seededUniforms(`${seed}\u0000${name}\u0000${m}`, n) });
+        const merged = checkFinite(method.merge({ name, base: baseData, models, params, global, uniforms: (m, n) => seededUniforms(`${seed}\u0000${name}\u0000${m}`, n) }), name, where);
         writer.add(name, outDtype, outShape, floatBytes(merged, outDtype));
         opts.onProgress?.(idx + 1, names.length, writer.bytes);
       });
@@ -374,6 +404,7 @@ const LAYER = /(\.layers\.|\.h\.)(\d+)\./;
  */
 async function runPassthrough(config: MergeConfig, slices: MergeSlice[], outputDir: string, opts: MergeOptions): Promise<MergeResult> {
   const where = 'merge (passthrough)';
+  ensureWritableDir(outputDir, 'merge output');
   const sources = new Map<string, Source>();
   try {
     for (const s of slices) if (!sources.has(s.model)) sources.set(s.model, await openSource(s.model));
@@ -408,7 +439,7 @@ async function runPassthrough(config: MergeConfig, slices: MergeSlice[], outputD
             const { dtype, bytes } = tensorBytes(t);
             writer.add(out, dtype, t.shape, bytes);
           } else {
-            writer.add(out, outDtype, [...t.shape], floatBytes(hostF32(t), outDtype));
+            writer.add(out, outDtype, [...t.shape], floatBytes(checkFinite(hostF32(t), out, where), outDtype));
           }
         } finally {
           if (!t.disposed) t.dispose();

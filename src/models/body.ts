@@ -1,6 +1,6 @@
 // The contract between a transformer body (token ids -> final hidden states) and the
 // heads on top of it (causal LM, sequence classification).
-import { TemperError, checkpoint, isGradEnabled, type Tensor } from '../tensor/index.js';
+import { TemperError, recompute, isGradEnabled, type Tensor } from '../tensor/index.js';
 import { Module, type AttentionContext, type KVCache } from '../nn/index.js';
 import type { ModelConfig } from './config.js';
 import type { ForwardInput } from './inputs.js';
@@ -51,13 +51,13 @@ export abstract class HeadedModel extends Module {
 }
 
 /**
- * One decoder layer, through `checkpoint` when `enabled` (and grad is on and there is no
- * KV cache). The context's tensors travel as checkpoint inputs, so the recomputation in
+ * One decoder layer, through `recompute` when `enabled` (and grad is on and there is no
+ * KV cache). The context's tensors travel as recompute inputs, so the recomputation in
  * backward still holds them after the body's scope has freed its own handles.
  */
 export function runLayer(forward: (x: Tensor, ctx: AttentionContext) => Tensor, h: Tensor, ctx: AttentionContext, enabled: boolean): Tensor {
   if (!enabled || ctx.cache || !isGradEnabled()) return forward(h, ctx);
-  return checkpoint(
+  return recompute(
     (x: Tensor | null, positions: Tensor | null, keyMask: Tensor | null, docIds: Tensor | null) =>
       forward(x!, { ...ctx, positions: positions!, keyMask, docIds }),
     [h, ctx.positions, ctx.keyMask, ctx.docIds],

@@ -5,6 +5,7 @@
 import { keep, scope, withGrad, isGradEnabled } from './scope.js';
 import type { Tensor } from './tensor.js';
 import { TemperError, fmtShape } from './errors.js';
+import { GRAD_RULES } from './grad_rules.js';
 
 /** Every differentiable primitive. Adding one without a rule in GRAD_RULES does not compile. */
 export type Primitive =
@@ -18,7 +19,7 @@ export type Primitive =
   | 'rms_norm' | 'layer_norm' | 'rotary' | 'attention' | 'cross_entropy' | 'linear_cross_entropy'
   | 'swiglu'
   | 'add_rms_norm'
-  | 'checkpoint';
+  | 'recompute';
 
 type Edge = { node: GradNode; leaf?: undefined } | { leaf: Tensor; node?: undefined } | null;
 
@@ -50,16 +51,11 @@ export interface PendingGrads {
 /** A gradient rule: upstream gradient -> one gradient per input (null where not needed). */
 export type GradRule = (node: GradNode, g: Tensor, needs: boolean[], pending?: PendingGrads) => (Tensor | null)[];
 
-let rules: { [P in Primitive]: GradRule } | null = null;
-/** grad_rules.ts registers the table (it imports the ops, which import this file). */
-export function registerGradRules(table: { [P in Primitive]: GradRule }): void {
-  rules = table;
-}
 
 let savingOff = 0;
 /**
  * Runs a synchronous fn whose recorded nodes save no tensors: requiresGrad still flows to
- * the outputs, but nothing inside can be differentiated (checkpoint's forward pass). @internal
+ * the outputs, but nothing inside can be differentiated (recompute's forward pass). @internal
  */
 export function withoutSaving<T>(fn: () => T): T {
   savingOff++;
@@ -72,7 +68,7 @@ export function withoutSaving<T>(fn: () => T): T {
 
 /**
  * Records `out = prim(inputs)` on the tape when grad mode is on and an input requires grad
- * (or `always`: checkpoint, whose fn may use parameters that do).
+ * (or `always`: recompute, whose fn may use parameters that do).
  * `saved` tensors get their own handles, owned by the node.
  */
 export function record(
@@ -179,8 +175,8 @@ export function backward(
     throw new TemperError(`backward: output has shape ${fmtShape(root.shape)}; pass a gradient of that shape for a non-scalar output`);
   if (grad && grad.shape.join() !== root.shape.join())
     throw new TemperError(`backward: gradient shape ${fmtShape(grad.shape)} does not match output shape ${fmtShape(root.shape)}`);
-  if (!rules) throw new TemperError('backward: gradient rules not loaded (import from "temper", not a deep path)');
-  const table = rules;
+  // The table is read here, not at import: grad_rules.ts imports the ops, which import this file.
+  const table = GRAD_RULES;
   withGrad(false, () =>
     scope(() => {
       const g0 = grad ? grad.detach() : helpers.ones(root.shape);

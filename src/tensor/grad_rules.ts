@@ -1,6 +1,6 @@
 // One backward rule per primitive. The mapped type makes a primitive without a rule a
 // compile error. Rules run with recording off and return one gradient per input.
-import { registerGradRules, type GradNode, type GradRule, type Primitive } from './autograd.js';
+import type { GradNode, GradRule, Primitive } from './autograd.js';
 import { kernelsFor } from './backend.js';
 import { Tensor, numelOf } from './tensor.js';
 import { zeros, toDType } from './ops/creation.js';
@@ -9,7 +9,7 @@ import { gemm, matmul as plainMatmul, type MatmulOptions } from './ops/matmul.js
 import { expand, permute, reshape, slice, sliceBackward } from './ops/shape.js';
 import { keepdimShape, mean, sum, sumTo } from './ops/reduce.js';
 import { cumsum } from './ops/nn.js';
-import { gather, indexAdd, scatterAddInto } from './ops/index.js';
+import { gather, indexAdd, scatterAddInto } from './ops/indexing.js';
 import { addRmsNormBackward, crossEntropyBackward, rotaryInverse } from './ops/fused.js';
 import { linearCrossEntropyBackward } from './ops/linear_cross_entropy.js';
 import { swigluBackward } from './ops/swiglu.js';
@@ -239,8 +239,7 @@ export const GRAD_RULES: { [P in Primitive]: GradRule } = {
   cross_entropy: (n, g) => [crossEntropyBackward(s(n, 0), s(n, 1), s(n, 2), g, p<number>(n, 'ignoreIndex'), p<number>(n, 'eps')), null],
   linear_cross_entropy: linearCrossEntropyBackward,
   swiglu: (n, g) => swigluBackward(s(n, 0), s(n, 1), g),
-  // Activation checkpointing: the node carries its own rule (recompute, then backward inside).
-  checkpoint: (n, g, needs) => p<GradRule>(n, 'rule')(n, g, needs),
+  // Activation recomputation: the node carries its own rule (re-run the block, then backward inside).
+  recompute: (n, g, needs) => p<GradRule>(n, 'rule')(n, g, needs),
 };
 
-registerGradRules(GRAD_RULES);

@@ -9,6 +9,7 @@ import { track, untrack } from './scope.js';
 import { Storage } from './storage.js';
 import type { GradNode } from './autograd.js';
 import { releaseNodeRef } from './autograd.js';
+import { installMethods } from './methods.js';
 
 let nextId = 1;
 let liveTensors = 0;
@@ -230,6 +231,7 @@ export class Tensor implements Disposable {
     return `Tensor(${body}, shape=${fmtShape(this.shape)}, ${this.dtype}${this.gradFn ? `, grad_fn=${this.gradFn.prim}` : ''})`;
   }
 }
+installMethods(Tensor);
 
 export function numelOf(shape: readonly number[]): number {
   let n = 1;

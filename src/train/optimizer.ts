@@ -1,6 +1,7 @@
 // AdamW over named parameters, as transformers' Trainer builds it: decoupled weight decay
 // on matrices and embeddings, none on biases and norm weights (1-d tensors); state by
-// parameter name so checkpoints survive a change of parameter order. The update itself
+// parameter name so checkpoints survive a change of parameter order. Parameter groups may set
+// their own peak learning rate and weight decay (a value head trained faster than the policy). The update itself
 // is the fused native `adamwStepMulti` (all parameters in one call). Not a scheduler
 // (schedule.ts) and not clipping.
 import { TemperError, adamwStepMulti, keep, zerosLike, type Tensor } from '../tensor/index.js';
@@ -17,14 +18,29 @@ export interface AdamWConfig {
 
 export const defaultNoDecay = (name: string, t: Tensor): boolean => t.ndim < 2 || name.endsWith('.bias');
 
+/** Parameters that share a learning rate and weight decay (torch's param_groups). */
+export interface ParamGroup {
+  params: [string, Tensor][];
+  /** Peak learning rate of this group; the schedule scales it as it scales AdamWConfig.lr. Default: AdamWConfig.lr. */
+  lr?: number;
+  /** Weight decay of this group (still not on biases and norm weights). Default: AdamWConfig.weightDecay. */
+  weightDecay?: number;
+}
+
 export class AdamW implements Disposable {
   /** Completed optimizer steps (the bias-correction count of the next step is step + 1). */
   step = 0;
   private readonly state = new Map<string, { m: Tensor; v: Tensor }>();
 
-  constructor(readonly params: readonly [string, Tensor][], readonly config: AdamWConfig) {
+  readonly params: readonly [string, Tensor][];
+  readonly groups: readonly ParamGroup[];
+
+  /** `params`: one list (a single group at config.lr) or parameter groups. */
+  constructor(params: readonly [string, Tensor][] | readonly ParamGroup[], readonly config: AdamWConfig) {
+    this.groups = params.length > 0 && !Array.isArray(params[0]) ? (params as ParamGroup[]) : [{ params: params as [string, Tensor][] }];
+    this.params = this.groups.flatMap((g) => g.params);
     const names = new Set<string>();
-    for (const [n, p] of params) {
+    for (const [n, p] of this.params) {
       if (names.has(n)) throw new TemperError(`AdamW: parameter '${n}' listed twice`);
       names.add(n);
       if (p.dtype !== 'f32') throw new TemperError(`AdamW: parameter '${n}' is ${p.dtype}; trainable parameters must be f32`);
@@ -41,25 +57,30 @@ export class AdamW implements Disposable {
   }
 
   /**
-   * One update of every parameter that has a gradient, at learning rate `lr`.
+   * One update of every parameter that has a gradient, at learning rate `lr` (a group with its
+   * own lr gets lr × group.lr / config.lr, so the schedule scales every group alike).
    * `gradScale` multiplies the gradients first (clipping folded into the update).
    */
   update(lr: number, gradScale = 1): void {
     this.step++;
     const c = this.config;
     const noDecay = c.noDecay ?? defaultNoDecay;
-    const ps: Tensor[] = [], gs: Tensor[] = [], ms: Tensor[] = [], vs: Tensor[] = [], wds: number[] = [];
-    for (const [name, p] of this.params) {
-      if (!p.grad) continue;
-      const s = this.slot(name, p);
-      ps.push(p);
-      gs.push(p.grad);
-      ms.push(s.m);
-      vs.push(s.v);
-      wds.push(noDecay(name, p) ? 0 : c.weightDecay ?? 0);
+    for (const g of this.groups) {
+      const ps: Tensor[] = [], gs: Tensor[] = [], ms: Tensor[] = [], vs: Tensor[] = [], wds: number[] = [];
+      for (const [name, p] of g.params) {
+        if (!p.grad) continue;
+        const s = this.slot(name, p);
+        ps.push(p);
+        gs.push(p.grad);
+        ms.push(s.m);
+        vs.push(s.v);
+        wds.push(noDecay(name, p) ? 0 : g.weightDecay ?? c.weightDecay ?? 0);
+      }
+      if (ps.length === 0) continue;
+      const groupLr = g.lr === undefined ? lr : c.lr > 0 ? (lr * g.lr) / c.lr : g.lr;
+      // One call per group and device (one kernel launch on a GPU), bitwise the per-parameter adamwStep.
+      adamwStepMulti(ps, gs, ms, vs, { lr: groupLr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, step: this.step, gradScale, weightDecay: wds });
     }
-    // One call per device (one kernel launch on a GPU), bitwise the per-parameter adamwStep.
-    adamwStepMulti(ps, gs, ms, vs, { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, step: this.step, gradScale, weightDecay: wds });
   }
 
   /** Moments by name (`<name>.exp_avg`, `<name>.exp_avg_sq`) for a checkpoint. */

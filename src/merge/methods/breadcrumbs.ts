@@ -3,7 +3,7 @@
 import { DENSITY, INT8_MASK, LAMBDA, WEIGHT, normalize, taskArithmetic } from './generalized.js';
 import type { MergeMethod, ParamSpec } from './types.js';
 
-const GAMMA: ParamSpec = { name: 'gamma', default: 0.01, doc: 'fraction of largest |δ| dropped as outliers' };
+const GAMMA: ParamSpec = { name: 'gamma', type: 'number', range: { min: 0, max: 1, maxOpen: true }, default: 0.01, doc: 'fraction of largest |δ| dropped as outliers' };
 
 export const breadcrumbs: MergeMethod = {
   name: 'breadcrumbs',

@@ -5,8 +5,8 @@ import { DENSITY, INT8_MASK, LAMBDA, WEIGHT, normalize, taskArithmetic } from '.
 import type { MergeMethod, ParamSpec } from './types.js';
 
 const RESCALE: ParamSpec[] = [
-  { name: 'rescale', default: true, doc: 'rescale kept entries (false = DropOnly)' },
-  { name: 'rescale_mode', default: 'exact', doc: "'exact' = 1/density (paper), 'l1' = ‖δ‖₁/‖kept‖₁ (mergekit)" },
+  { name: 'rescale', type: 'boolean', default: true, doc: 'rescale kept entries (false = DropOnly)' },
+  { name: 'rescale_mode', type: 'string', choices: ['exact', 'l1'], default: 'exact', doc: "'exact' = 1/density (paper), 'l1' = ‖δ‖₁/‖kept‖₁ (mergekit)" },
 ];
 
 export const dare_linear: MergeMethod = {

@@ -7,11 +7,11 @@ import { bool, num, type ParamSpec, type TensorInputs } from './types.js';
 
 export type Sparsify = 'none' | 'magnitude' | 'random' | 'breadcrumbs';
 
-export const WEIGHT: ParamSpec = { name: 'weight', required: true, doc: 'scale of this model’s task vector' };
-export const DENSITY: ParamSpec = { name: 'density', default: 1, doc: 'fraction of task-vector entries kept' };
-export const LAMBDA: ParamSpec = { name: 'lambda', default: 1, doc: 'scale of the merged task vector' };
-export const INT8_MASK: ParamSpec = { name: 'int8_mask', default: false, doc: 'accepted for mergekit compatibility (masks are never materialized here)' };
-export const normalize = (dflt: boolean): ParamSpec => ({ name: 'normalize', default: dflt, doc: 'divide by the sum of the (agreeing) weights' });
+export const WEIGHT: ParamSpec = { name: 'weight', type: 'number', required: true, doc: 'scale of this model’s task vector' };
+export const DENSITY: ParamSpec = { name: 'density', type: 'number', range: { min: 0, max: 1, minOpen: true }, default: 1, doc: 'fraction of task-vector entries kept' };
+export const LAMBDA: ParamSpec = { name: 'lambda', type: 'number', default: 1, doc: 'scale of the merged task vector' };
+export const INT8_MASK: ParamSpec = { name: 'int8_mask', type: 'boolean', default: false, doc: 'accepted for mergekit compatibility (masks are never materialized here)' };
+export const normalize = (dflt: boolean): ParamSpec => ({ name: 'normalize', type: 'boolean', default: dflt, doc: 'divide by the sum of the (agreeing) weights' });
 
 export function taskArithmetic(inp: TensorInputs, sparsify: Sparsify, consensus: boolean): Float32Array {
   const base = inp.base;
@@ -46,6 +46,8 @@ export function taskArithmetic(inp: TensorInputs, sparsify: Sparsify, consensus:
   const norm = bool(g.normalize);
   const lambda = num(g.lambda, `'${inp.name}' lambda`);
   let wsum = weights.reduce((a, b) => a + b, 0);
+  if (norm && !consensus && Math.abs(wsum) < 1e-8)
+    throw new TemperError(`tensor '${inp.name}': the weights sum to ${wsum} and normalize is true, which divides by that sum; change the weights or set normalize: false`);
   if (Math.abs(wsum) < 1e-8) wsum = 1;
   const out = new Float32Array(n);
   for (let i = 0, at = 0; i < n; i++, at += M) {

@@ -35,7 +35,7 @@ export const slerp: MergeMethod = {
   name: 'slerp',
   paper: 'Shoemake, Animating rotation with quaternion curves (SIGGRAPH 1985); mergekit slerp',
   kind: 'slerp',
-  globalParams: [{ name: 't', required: true, doc: 'interpolation factor: 0 = base_model, 1 = the other model' }],
+  globalParams: [{ name: 't', type: 'number', range: { min: 0, max: 1 }, required: true, doc: 'interpolation factor: 0 = base_model, 1 = the other model' }],
   modelParams: [],
   merge: (inp) => slerpVectors(num(inp.global.t, `'${inp.name}' t`), inp.base!, inp.models[0]!),
 };

@@ -5,10 +5,36 @@ import type { Scalar } from '../config.js';
 
 export interface ParamSpec {
   name: string;
+  /** The value's type; every value given (scalars, layer-gradient entries, filter values) is checked up front. */
+  type: 'number' | 'boolean' | 'string';
+  /** Numbers: the allowed range, as [low, high] with each end open or closed ("(0, 1]"). */
+  range?: { min?: number; max?: number; minOpen?: boolean; maxOpen?: boolean };
+  /** Strings: the allowed values. */
+  choices?: readonly string[];
   /** Default value; absent with `required` = the YAML must set it. */
   default?: Scalar;
   required?: boolean;
   doc: string;
+}
+
+/** "(0, 1]"-style text of a range. */
+export function rangeText(r: NonNullable<ParamSpec['range']>): string {
+  return `${r.minOpen ? '(' : '['}${r.min ?? '-inf'}, ${r.max ?? 'inf'}${r.maxOpen ? ')' : ']'}`;
+}
+
+/** Why `v` is not a valid value of `spec`, or null when it is. */
+export function paramProblem(spec: ParamSpec, v: Scalar): string | null {
+  if (spec.type === 'boolean') return typeof v === 'boolean' ? null : `must be true or false (got ${JSON.stringify(v)})`;
+  if (spec.type === 'string') {
+    if (typeof v !== 'string') return `must be a string (got ${JSON.stringify(v)})`;
+    return spec.choices && !spec.choices.includes(v) ? `must be one of ${spec.choices.join(', ')} (got ${JSON.stringify(v)})` : null;
+  }
+  if (typeof v !== 'number' || !Number.isFinite(v)) return `must be a finite number (got ${JSON.stringify(v)})`;
+  const r = spec.range;
+  if (!r) return null;
+  const low = r.min === undefined || (r.minOpen ? v > r.min : v >= r.min);
+  const high = r.max === undefined || (r.maxOpen ? v < r.max : v <= r.max);
+  return low && high ? null : `must be in ${rangeText(r)} (got ${v})`;
 }
 
 /** One tensor's inputs, already read as float32 and shape-rectified. */

@@ -154,7 +154,7 @@ export class Generator {
     this.offset = 0n;
     return this;
   }
-  /** Serializable state for checkpoints. */
+  /** Serializable state, for training checkpoints and for recompute's replay. */
   getState(): { seed: string; offset: string } {
     return { seed: BigInt(this.seed).toString(), offset: this.offset.toString() };
   }
@@ -173,7 +173,7 @@ export class Generator {
 
 let drawObserver: ((g: Generator) => void) | null = null;
 /**
- * Sets the function told about each generator just before it draws (activation checkpointing
+ * Sets the function told about each generator just before it draws (activation recomputation
  * records the states its recomputation must replay); returns the previous one. @internal
  */
 export function setDrawObserver(f: ((g: Generator) => void) | null): ((g: Generator) => void) | null {

@@ -1,6 +1,8 @@
-// Activation checkpointing (torch.utils.checkpoint, non-reentrant): run a block without
-// keeping its activations, and recompute them during backward. The forward pass records
-// one 'checkpoint' node holding only the block's inputs; its rule re-runs the block with
+// Activation recomputation (what torch calls activation checkpointing,
+// torch.utils.checkpoint, non-reentrant): run a block without keeping its activations, and
+// recompute them during backward. Named `recompute` here because "checkpoint" in temper means
+// a training checkpoint folder (src/train/checkpoint.ts). The forward pass records one
+// 'recompute' node holding only the block's inputs; its rule re-runs the block with
 // grad on and backpropagates through the recomputed graph, so parameters the block uses
 // get their gradients exactly as without checkpointing. Random draws (dropout) replay.
 import { backward, record, withoutSaving, type GradRule } from './autograd.js';
@@ -19,11 +21,11 @@ type GenState = ReturnType<Generator['getState']>;
  * not. fn must be deterministic given its inputs and the random generators, which are
  * rewound for the recomputation and put back afterwards; the recomputation also runs
  * under the forward's autocast setting. With grad off this is just `fn(...inputs)`.
- * @example h = checkpoint((x) => layer.forward(x), [h]);
+ * @example h = recompute((x) => layer.forward(x), [h]);
  */
-export function checkpoint<A extends (Tensor | null)[]>(fn: (...inputs: A) => Tensor, inputs: [...A]): Tensor {
+export function recompute<A extends (Tensor | null)[]>(fn: (...inputs: A) => Tensor, inputs: [...A]): Tensor {
   if (!isGradEnabled()) return fn(...(inputs as A));
-  for (const t of inputs) t?.assertLive('checkpoint');
+  for (const t of inputs) t?.assertLive('recompute');
 
   // Forward: requiresGrad still propagates (fn may use parameters that require grad even
   // when no input does), but no node keeps a tensor.
@@ -38,7 +40,7 @@ export function checkpoint<A extends (Tensor | null)[]>(fn: (...inputs: A) => Te
   } finally {
     setDrawObserver(prevObserver);
   }
-  if (!(out instanceof Tensor)) throw new TemperError('checkpoint: fn must return one Tensor (synchronously)');
+  if (!(out instanceof Tensor)) throw new TemperError('recompute: fn must return one Tensor (synchronously)');
   if (!out.requiresGrad) return out;
   const y = out.detach();
   if (!inputs.includes(out)) out.dispose(); // frees the no-save graph of fn
@@ -68,7 +70,7 @@ export function checkpoint<A extends (Tensor | null)[]>(fn: (...inputs: A) => Te
             });
             const z = fn(...(xs as A));
             if (!(z instanceof Tensor) || z.shape.join() !== y.shape.join())
-              throw new TemperError('checkpoint: the recomputation returned a different result (is fn deterministic?)');
+              throw new TemperError('recompute: the recomputation returned a different result (is fn deterministic?)');
             if (!z.requiresGrad) return xs.map(() => null);
             backward(z, g, {}, { ones: (s) => ones(s, { device: z.device }), add, clone: rawCopy });
             return xs.map((x, i) => {
@@ -84,6 +86,6 @@ export function checkpoint<A extends (Tensor | null)[]>(fn: (...inputs: A) => Te
       for (const [gen, st] of resume) gen.setState(st);
     }
   };
-  record('checkpoint', inputs, y, saved, { rule }, true);
+  record('recompute', inputs, y, saved, { rule }, true);
   return y;
 }

@@ -1,4 +1,4 @@
-// Activation checkpointing: checkpoint(fn, inputs) gives the gradients of running fn directly
+// Activation recomputation: recompute(fn, inputs) gives the gradients of running fn directly
 // (inputs and parameters captured by fn, dropout included), the models' gradient
 // checkpointing gives the same loss and gradients with a lower peak memory, nothing leaks,
 // and an SFT run with gradient_checkpointing logs the same losses.
@@ -38,7 +38,7 @@ function assertSameGrads(a: (Float32Array | null)[], b: (Float32Array | null)[],
   }
 }
 
-test('checkpoint of several ops with a captured parameter: same output and gradients', () => {
+test('recompute of several ops with a captured parameter: same output and gradients', () => {
   const before = live();
   const W = T.fromArray(hostRandom(6 * 5, 1), [6, 5], { requiresGrad: true });
   const bias = T.fromArray(hostRandom(5, 2), [5], { requiresGrad: true });
@@ -55,8 +55,8 @@ test('checkpoint of several ops with a captured parameter: same output and gradi
   const run = (ckpt: boolean) =>
     T.scope(() => {
       const x = T.mul(x0, 1.5);
-      const y = ckpt ? T.checkpoint(f, [x, mask]) : f(x, mask);
-      if (ckpt) assert.equal(y.gradFn?.prim, 'checkpoint');
+      const y = ckpt ? T.recompute(f, [x, mask]) : f(x, mask);
+      if (ckpt) assert.equal(y.gradFn?.prim, 'recompute');
       const out = y.toArray();
       T.sum(T.mul(y, g)).backward();
       return out;
@@ -73,7 +73,7 @@ test('checkpoint of several ops with a captured parameter: same output and gradi
   const xFrozen = T.fromArray(hostRandom(4 * 6, 6), [4, 6]);
   const once = (ckpt: boolean) =>
     T.scope(() => {
-      const y = ckpt ? T.checkpoint(f, [xFrozen, mask]) : f(xFrozen, mask);
+      const y = ckpt ? T.recompute(f, [xFrozen, mask]) : f(xFrozen, mask);
       assert.ok(y.requiresGrad);
       T.sum(T.mul(y, g)).backward();
     });
@@ -82,18 +82,18 @@ test('checkpoint of several ops with a captured parameter: same output and gradi
   once(true);
   assertSameGrads(takeGrads([W, bias]), fPlain, 0, ['W', 'bias']);
 
-  // Under noGrad checkpoint just runs fn; with nothing requiring grad it records nothing.
+  // Under noGrad recompute just runs fn; with nothing requiring grad it records nothing.
   T.scope(() => {
-    const y = T.noGrad(() => T.checkpoint(f, [x0, mask]));
+    const y = T.noGrad(() => T.recompute(f, [x0, mask]));
     assert.equal(y.gradFn, null);
-    const z = T.checkpoint((a: Tensor) => T.exp(a), [xFrozen]);
+    const z = T.recompute((a: Tensor) => T.exp(a), [xFrozen]);
     assert.equal(z.requiresGrad, false);
   });
   for (const t of [W, bias, x0, mask, g, xFrozen]) t.dispose();
   assert.equal(live(), before);
 });
 
-test('checkpoint replays dropout draws (default and own generators) and leaves them where the forward did', () => {
+test('recompute replays dropout draws (default and own generators) and leaves them where the forward did', () => {
   const before = live();
   const W = T.fromArray(hostRandom(8 * 8, 11), [8, 8], { requiresGrad: true });
   const x0 = T.fromArray(hostRandom(16 * 8, 12), [16, 8], { requiresGrad: true });
@@ -107,7 +107,7 @@ test('checkpoint replays dropout draws (default and own generators) and leaves t
     T.manualSeed(7);
     gen.manualSeed(99);
     const out = T.scope(() => {
-      const y = ckpt ? T.checkpoint(f, [x0]) : f(x0);
+      const y = ckpt ? T.recompute(f, [x0]) : f(x0);
       assert.ok(y.toArray().some((v) => v === 0), 'dropout zeroed some outputs');
       const loss = T.sum(T.square(y));
       const value = loss.item();
@@ -130,7 +130,7 @@ test('checkpoint replays dropout draws (default and own generators) and leaves t
   assert.equal(live(), before);
 });
 
-test('checkpoint: backward twice with retainGraph accumulates twice; nested checkpoints match', () => {
+test('recompute: backward twice with retainGraph accumulates twice; nested recomputes match', () => {
   const before = live();
   const W = T.fromArray(hostRandom(4 * 3, 31), [4, 3], { requiresGrad: true });
   const x = T.fromArray(hostRandom(2 * 4, 32), [2, 4], { requiresGrad: true });
@@ -138,13 +138,13 @@ test('checkpoint: backward twice with retainGraph accumulates twice; nested chec
   T.scope(() => T.sum(f(x)).backward());
   const plain = takeGrads([x, W]);
   T.scope(() => {
-    const l = T.sum(T.checkpoint(f, [x]));
+    const l = T.sum(T.recompute(f, [x]));
     l.backward(undefined, { retainGraph: true });
     assertSameGrads([x, W].map((t) => t.grad!.toArray() as Float32Array), plain, 0, ['x', 'W']);
     l.backward();
     assertSameGrads(takeGrads([x, W]), plain.map((g) => g!.map((v) => 2 * v)), 0, ['x (twice)', 'W (twice)']);
   });
-  T.scope(() => T.sum(T.checkpoint((a: Tensor) => T.checkpoint(f, [T.mul(a, 1)]), [x])).backward());
+  T.scope(() => T.sum(T.recompute((a: Tensor) => T.recompute(f, [T.mul(a, 1)]), [x])).backward());
   assertSameGrads(takeGrads([x, W]), plain, 0, ['x (nested)', 'W (nested)']);
   W.dispose();
   x.dispose();
