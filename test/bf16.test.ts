@@ -174,7 +174,7 @@ test(`tiny llama trains under autocast('bf16') on ${device}: losses track f32 an
 test(`autocast('bf16') attention on ${device}: f32 out and gradients of the f32 attention on rounded q, k, v, dout`, () => {
   // The CPU defines mixed attention as the f32 kernels on the widened inputs, so it matches to
   // 1e-5; the GPU's tensor-core kernels round P and dS to bf16 for their second products.
-  const tol = device === 'cpu' ? 1e-5 : 2e-2;
+  const tol = T.runsCpuKernels(device) ? 1e-5 : 2e-2;
   const round = (t: T.Tensor) => t.to('bf16').to('f32');
   const cases: { name: string; B: number; Tq: number; Tk: number; Hq: number; Hkv: number; D: number; opts: (B: number, Tk: number) => T.AttentionOptions }[] = [
     { name: 'causal', B: 2, Tq: 9, Tk: 9, Hq: 2, Hkv: 2, D: 16, opts: () => ({}) },
@@ -213,7 +213,7 @@ test(`autocast('bf16') attention on ${device}: f32 out and gradients of the f32 
         for (let i = 0; i < b.length; i++)
           assert.ok(a[i] === b[i] || Math.abs(a[i]! - b[i]!) <= tol * Math.max(1, Math.abs(b[i]!)), `${c.name} ${what}[${i}]: ${a[i]} vs ${b[i]}`);
       }
-      if (device === 'cpu') {
+      if (T.runsCpuKernels(device)) {
         // Off the bf16 grid, so the rounding is real: the unrounded f32 attention differs.
         const yf = T.attention(q, k, v, opts).toArray(), ym = y.toArray();
         assert.ok(yf.some((x, i) => x !== ym[i]), `${c.name}: autocast made no difference`);

@@ -75,7 +75,7 @@ test('sharded output: tiny out_shard_size gives shards under the limit and a com
   const cfg = fixtureConfig(expected.linear!.config);
   await T.runMerge(cfg, one, quiet);
   const progress: number[] = [];
-  const res = await T.runMerge(cfg, many, { outShardSize: 3000, onProgress: (d, t, b) => progress.push(b) });
+  const res = await T.runMerge(cfg, many, { outShardSize: 3000, onProgress: (_done, _total, b) => progress.push(b) });
   assert.ok(res.files.length > 2, `${res.files.length} files`);
   assert.equal(res.files[0], `model-00001-of-${String(res.files.length).padStart(5, '0')}.safetensors`);
   const index = JSON.parse(readFileSync(join(many, 'model.safetensors.index.json'), 'utf8'));

@@ -26,7 +26,15 @@ function firstBadByte(buf: Uint8Array): { line: number; column: number; byte: nu
           hi = mid - 1;
         }
       }
-      return { line, column: lo + 1, byte: buf[start + lo] ?? 0 };
+      // A sequence left open at the end of that prefix is where the bad bytes begin.
+      let at = lo;
+      try {
+        new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(start, start + lo));
+      } catch {
+        while (at > 0 && (buf[start + at - 1]! & 0xc0) === 0x80) at--;
+        at--;
+      }
+      return { line, column: at + 1, byte: buf[start + at] ?? 0 };
     }
     if (end >= buf.length) return { line, column: 0, byte: 0 };
     start = end + 1;

@@ -3,7 +3,7 @@
 // system failures during a save turned into one line that names the path and says what
 // happened in words (ENOSPC -> "the disk is full"). Not atomic writes themselves: each writer
 // writes to a temporary name and renames.
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TemperError } from '../tensor/index.js';
 
@@ -53,17 +53,20 @@ export function ensureWritableDir(dir: string, label: string): void {
   const say = (msg: string) => new TemperError(`${label} ${dir}: ${msg}`);
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw say('is a file, not a folder');
   // The nearest existing ancestor must be a folder (mkdir's ENOTDIR names no path).
-  for (let p = dirname(resolve(dir)); ; p = dirname(p)) {
-    if (existsSync(p)) {
-      if (!statSync(p).isDirectory()) throw say(`${p} is a file, not a folder`);
-      break;
-    }
-    if (p === dirname(p)) break;
-  }
+  let ancestor = resolve(dir);
+  while (!existsSync(ancestor) && ancestor !== dirname(ancestor)) ancestor = dirname(ancestor);
+  if (!statSync(ancestor).isDirectory()) throw say(`${ancestor} is a file, not a folder`);
   try {
     mkdirSync(dir, { recursive: true });
   } catch (e) {
-    throw say(`cannot create it: ${WORDS[fsErrorCode(e) ?? ''] ?? (e as Error).message}`);
+    // mkdir -p reports a read-only parent as ENOENT; asking the parent gives the real reason.
+    let code = fsErrorCode(e);
+    try {
+      accessSync(ancestor, constants.W_OK);
+    } catch (a) {
+      code = fsErrorCode(a) ?? code;
+    }
+    throw say(`cannot create it: ${WORDS[code ?? ''] ?? (e as Error).message}`);
   }
   const probe = resolve(dir, `.temper-write-test-${process.pid}`);
   try {

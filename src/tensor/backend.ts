@@ -219,6 +219,14 @@ function emulatedCuda(): Kernels & CudaControl {
   return { ...cpu, deviceCount: () => 1, useDevice: () => {}, synchronize: () => {}, deviceName: () => 'emulated on the CPU', allowTf32: () => {} };
 }
 
+/**
+ * True when `device` computes with the CPU's kernels: 'cpu', or the emulated cuda:0 of
+ * TEMPER_CUDA_EMULATE. Tests hold such devices to the CPU's (often bitwise) tolerances.
+ */
+export function runsCpuKernels(device: Device): boolean {
+  return device === 'cpu' || (process.env.TEMPER_CUDA_EMULATE === '1' && device.startsWith('cuda'));
+}
+
 /** Number of CUDA devices temper can use (0 when built without CUDA or no GPU is present). */
 export function cudaDeviceCount(): number {
   return loadCuda()?.deviceCount() ?? 0;

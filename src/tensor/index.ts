@@ -1,7 +1,7 @@
 // Public surface of the tensor layer.
 export { Tensor, memoryStats, resetPeakMemory, emptyCache, numelOf, type NestedArray } from './tensor.js';
 export type { DType } from './dtype.js';
-export { type Device, setNumThreads, getNumThreads, normalizeDevice, getDefaultDevice, setDefaultDevice, cudaDeviceCount, synchronize, deviceName, setAllowTf32 } from './backend.js';
+export { type Device, setNumThreads, getNumThreads, normalizeDevice, getDefaultDevice, setDefaultDevice, cudaDeviceCount, runsCpuKernels, synchronize, deviceName, setAllowTf32 } from './backend.js';
 export { TemperError } from './errors.js';
 export { scope, keep, noGrad, withGrad, isGradEnabled, autocast, autocastDtype } from './scope.js';
 export type { Primitive, BackwardOptions } from './autograd.js';

@@ -46,7 +46,7 @@ export function cumsum(x: Tensor, dim = -1, reverse = false): Tensor {
   return y;
 }
 
-function sortLast(op: string, x: Tensor, k: number, desc: boolean): { values: Tensor; indices: Tensor } {
+function sortLast(x: Tensor, k: number, desc: boolean): { values: Tensor; indices: Tensor } {
   const C = x.shape[x.ndim - 1]!;
   const N = x.numel / Math.max(C, 1);
   const shape = [...x.shape.slice(0, -1), k];
@@ -61,7 +61,7 @@ function sortLast(op: string, x: Tensor, k: number, desc: boolean): { values: Te
 export function sort(x: Tensor, opts: { descending?: boolean } = {}): { values: Tensor; indices: Tensor } {
   check('sort', x, 'input');
   if (x.ndim === 0) throw new TemperError('sort: input must be at least 1-d');
-  return sortLast('sort', x, x.shape[x.ndim - 1]!, !!opts.descending);
+  return sortLast(x, x.shape[x.ndim - 1]!, !!opts.descending);
 }
 
 /** The k largest (or smallest) entries of the last dim, sorted. */
@@ -70,7 +70,7 @@ export function topk(x: Tensor, k: number, opts: { largest?: boolean } = {}): { 
   if (x.ndim === 0) throw new TemperError('topk: input must be at least 1-d');
   const C = x.shape[x.ndim - 1]!;
   if (!Number.isInteger(k) || k < 0 || k > C) throw new TemperError(`topk: k = ${k} is out of range for a last dim of ${C}`);
-  return sortLast('topk', x, k, opts.largest ?? true);
+  return sortLast(x, k, opts.largest ?? true);
 }
 
 /** Zeroes each element with probability p and scales the rest by 1/(1-p); identity when not training. */
