@@ -12,8 +12,8 @@ Writes (F32 safetensors via scripts/hf_reference.py's writer; no mergekit is nee
   expected.json  {case: {config: <mergekit YAML as a dict, model paths relative to this
                   folder>, tensors: {name: flat row-major float32 values}}}
 
-Expected values are a straightforward float32 torch reference of the formulas in
-shared/design/ALGORITHMS.md "Model merging" (mergekit a6e4028): linear (normalize),
+Expected values are a straightforward float32 torch reference of mergekit's formulas
+(mergekit a6e4028, docs/merging.md): linear (normalize),
 task_arithmetic (lambda 0.7), ties (density 0.5, a layer-gradient weight list and a filter
 list) and slerp (t 0.3 and a filter list with a gradient). DARE is random and is checked
 statistically in test/merge.test.ts instead. Deterministic: fixed seed, CPU float32.

@@ -1,7 +1,7 @@
 // Fused RMSNorm and LayerNorm over the last dim of x (N rows, C channels), forward and backward,
 // and the residual add fused into an RMSNorm (add_rms_norm). Row statistics accumulate in double;
 // dw/db are summed over fixed row blocks, so every output is bitwise the same for any thread count.
-// Not group/batch norm, and no mixed precision.
+// f32 only (bf16 inputs are widened to f32 by dtype_dispatch.cc). Not group/batch norm.
 #include <algorithm>
 #include <cmath>
 #include <cstring>

@@ -1,6 +1,7 @@
-// mergekit's YAML schema (mergekit a6e4028 `config.py`), the `models:` form only: parsing,
-// validation with errors that name the key, and per-tensor parameter resolution (scalar,
-// layer gradient, [{filter, value}] lists; model > global). Not `slices:` / `modules:`.
+// mergekit's YAML schema (mergekit a6e4028 `config.py`): the `models:` form, and `slices:` with
+// one source each for passthrough; parsing, validation with errors that name the key, and
+// per-tensor parameter resolution (scalar, layer gradient, [{filter, value}] lists; model >
+// global). Not `modules:` and not several sources within a slice.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { TemperError } from '../tensor/index.js';

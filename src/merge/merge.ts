@@ -1,7 +1,9 @@
 // Streaming model merge from a mergekit config: for each tensor of the base (or first) model,
 // read it from every input, rectify vocab shapes, merge on the host in float32 with the
 // method's per-tensor function, append to a ShardWriter and drop it. Peak memory is about
-// (2·models + 2) × the largest tensor plus one output shard. Not: slices, tokenizer union.
+// (2·models + 2) × the largest tensor plus one output shard. Also passthrough with slices
+// (layer stacking) and the union vocabulary (vocab.ts). LoRA inputs are merged into their
+// base first, in memory.
 import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';

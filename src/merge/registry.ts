@@ -1,5 +1,6 @@
-// The merge methods temper implements, as an explicit list (one small file each under
-// methods/). Not: della, nuslerp, model_stock, passthrough, slices.
+// The merge methods that combine tensors, as an explicit list (one small file each under
+// methods/). passthrough with slices copies layers and combines nothing: merge.ts does it.
+// Not: della, nuslerp, model_stock.
 import { TemperError } from '../tensor/index.js';
 import { breadcrumbs, breadcrumbs_ties } from './methods/breadcrumbs.js';
 import { dare_linear, dare_ties } from './methods/dare.js';
@@ -13,6 +14,7 @@ export const MERGE_METHODS: readonly MergeMethod[] = [linear, task_arithmetic, t
 
 export function getMergeMethod(name: string): MergeMethod {
   const m = MERGE_METHODS.find((x) => x.name === name);
+  if (!m && name === 'passthrough') throw new TemperError(`merge_method passthrough needs 'slices' (layer stacking: slices: [{sources: [{model, layer_range: [from, to]}]}])`);
   if (!m) throw new TemperError(`merge_method '${name}' is not supported (available: ${MERGE_METHODS.map((x) => x.name).join(', ')})`);
   return m;
 }

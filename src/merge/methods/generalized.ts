@@ -1,5 +1,5 @@
 // The generalized task-arithmetic algorithm shared by task_arithmetic, ties, dare_* and
-// breadcrumbs* (mergekit `generalized_task_arithmetic.py`), steps 1-6 of ALGORITHMS.md:
+// breadcrumbs* (mergekit `generalized_task_arithmetic.py`), in six steps (docs/merging.md):
 // δ_i = x_i − base; sparsify; ×weight; optional sign consensus; Σ, normalize; ×lambda; + base.
 import { TemperError } from '../../tensor/index.js';
 import { bernoulli, breadcrumbs, magnitude } from './sparsify.js';

@@ -37,7 +37,7 @@ import type { CrossEntropyOptions } from './fused.js';
  * larger there: ~1.6k rows at a 152k vocabulary instead of ~55.
  */
 const CHUNK_BYTES = { cpu: 32 * 1024 * 1024, gpu: 1024 * 1024 * 1024 };
-const ARGMAX = 5; // reduce op code (ops/reduce.ts)
+const ARGMAX = 5; // reduce op code (./reduce.ts)
 
 /** Rows per chunk when none is given, for logits on `device`; at least one row. */
 export function defaultChunkRows(vocab: number, device: Device = 'cpu'): number {
