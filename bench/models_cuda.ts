@@ -302,7 +302,7 @@ export function runTrainCudaBench(o: TrainCudaBenchOptions): TrainCudaBenchRow {
   if (mine.ms !== null) progress(o, `  temper: ${mine.ms.toFixed(1)} ms/step, loss ${mine.loss?.toFixed(4)}, peak ${gib(mine.peakBytes)}`);
   else progress(o, `  temper failed: ${mine.error}`);
 
-  let peer: Peer = { note: 'peer skipped (--no-peer)' };
+  let peer: Peer = { note: 'peer skipped (--no_peer)' };
   if (o.peer) {
     progress(o, '  running the transformers peer ...');
     const args = ['--device', dev, '--config', JSON.stringify(shape.config), '--batch', String(B), '--seq', String(S),
@@ -426,7 +426,7 @@ export function runGenerateCudaBench(o: GenerateCudaBenchOptions): GenerateCudaB
   if (ms !== null) progress(o, `  temper: ${(ms / 1e3).toFixed(2)} s, ${produced} tokens, peak ${gib(peakBytes)}`);
   else progress(o, `  temper failed: ${error}`);
 
-  let peer: Peer = { note: 'peer skipped (--no-peer)' };
+  let peer: Peer = { note: 'peer skipped (--no_peer)' };
   if (o.peer) {
     progress(o, '  running the transformers peer (its first run compiles; not timed) ...');
     peer = runPeer('hf_generate_cuda.py', ['--device', dev, '--config', JSON.stringify(shape.config), '--new', String(N), '--temperature', String(temperature)],

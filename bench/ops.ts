@@ -202,7 +202,7 @@ export async function runOpsBench(o: OpsBenchOptions): Promise<OpsBenchRow[]> {
     mine.set(c, ms);
     if (!o.json) process.stderr.write(`  temper ${c}: ${ms.toFixed(2)} ms\n`);
   }
-  const peer = o.peer ? runPeer(cases, o.repeats) : { name: 'torch', ms: new Map<string, number>(), note: 'peer skipped (--no-peer)' };
+  const peer = o.peer ? runPeer(cases, o.repeats) : { name: 'torch', ms: new Map<string, number>(), note: 'peer skipped (--no_peer)' };
   if (peer.note && !o.json) out(`note: ${peer.note}`);
   const rows: OpsBenchRow[] = cases.map((c) => {
     const p = peer.ms.get(c) ?? null;

@@ -292,7 +292,7 @@ export async function runOpsCudaBench(o: OpsCudaBenchOptions): Promise<OpsCudaBe
     }
   }
 
-  const peer: PeerResult = o.peer ? runPeer(dev, cases, o.repeats) : { name: 'torch', ms: new Map(), errors: new Map(), note: 'peer skipped (--no-peer)' };
+  const peer: PeerResult = o.peer ? runPeer(dev, cases, o.repeats) : { name: 'torch', ms: new Map(), errors: new Map(), note: 'peer skipped (--no_peer)' };
   const peerDevice = peer.meta?.device_name as string | undefined;
   if (o.json) {
     if (peer.meta) {

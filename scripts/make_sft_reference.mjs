@@ -1,7 +1,9 @@
 // Writes test/fixtures/train/sft_reference.json: the metrics of three fixed-seed `temper sft` runs
 // (full + accumulation + eval_ratio, LoRA + packing + dropout, padding-free over two epochs with a
 // short last step). Made with the code before the trainer-foundation refactor; test/sft_reference.test.ts
-// checks that every later version logs the same numbers bit for bit. Run: node scripts/make_sft_reference.mjs
+// checks that every later version logs the same numbers bit for bit on a CPU of the same kind
+// (`machine`: the BLAS kernels differ between CPU models, and so does the rounding).
+// Run: node scripts/make_sft_reference.mjs
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +18,13 @@ const CASES = {
   padding_free_epochs: ['--model', 'builtin:tiny', '--dataset', 'test/fixtures/train/pc10.jsonl', '--padding_free', 'true', '--per_device_train_batch_size', '3',
     '--gradient_accumulation_steps', '3', '--num_train_epochs', '2', '--learning_rate', '1e-3', '--logging_steps', '1', '--save_strategy', 'no', '--seed', '7'],
 };
+/** The CPU kind the numbers hold for: vendor, family and model from /proc/cpuinfo. */
+function cpuSignature() {
+  const info = readFileSync('/proc/cpuinfo', 'utf8');
+  const field = (k) => new RegExp(`^${k}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '?';
+  return `${field('vendor_id')} family ${field('cpu family')} model ${field('model')}`;
+}
+
 const out = {};
 for (const [name, args] of Object.entries(CASES)) {
   const dir = mkdtempSync(join(tmpdir(), 'ref-'));
@@ -23,4 +32,4 @@ for (const [name, args] of Object.entries(CASES)) {
   if (r.status !== 0) { console.error(r.stderr); process.exit(1); }
   out[name] = { args, log: readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => { const e = JSON.parse(l); delete e.tokens_per_second; return e; }) };
 }
-writeFileSync('test/fixtures/train/sft_reference.json', JSON.stringify(out, null, 1) + '\n');
+writeFileSync('test/fixtures/train/sft_reference.json', JSON.stringify({ machine: cpuSignature(), runs: out }, null, 1) + '\n');

@@ -171,13 +171,14 @@ test('Ctrl-C saves a checkpoint and exits with 130', async () => {
 });
 
 test('temper demo (shortened) raises held-out accuracy by a margin and shows a right and a wrong answer', cpuPass, () => {
-  // 500 of the demo's 1200 steps on 100 of its 200 questions: 0% -> 12% here (the full demo reaches 90%).
+  // 700 of the demo's 1200 steps on 100 of its 200 questions: 0% -> 64% here, with AMD's and with
+  // Intel's BLAS kernels (the full demo reaches 87.5-90%). Untrained, the model never answers right.
   const out = tmp();
-  const r = temper('demo', '--output_dir', out, '--max_steps', '500', '--eval_examples', '100', '--quiet', 'true');
+  const r = temper('demo', '--output_dir', out, '--max_steps', '700', '--eval_examples', '100', '--quiet', 'true');
   assert.equal(r.status, 0, r.stderr);
   const before = Number(r.stdout.match(/before: (\d+\.\d)% exact answers on 100 held-out questions/)![1]);
   const after = Number(r.stdout.match(/after: +(\d+\.\d)% exact answers on the same questions/)![1]);
-  assert.ok(after >= before + 8, `accuracy ${before}% -> ${after}%: training did not help`);
+  assert.ok(after >= before + 30, `accuracy ${before}% -> ${after}%: training did not help enough`);
   assert.match(r.stdout, /e\.g\. .* -> ".*Answer: \d+"  \(right\)/);
   assert.match(r.stdout, /e\.g\. .* -> ".*"  \(wrong\)/);
   assert.match(r.stdout, /adapter \(PEFT format\): .*report: .*report\.html/);
