@@ -51,6 +51,16 @@ test('output_dir that is a file, or lies below a file, is refused before any wor
   fails(temper(...SFT, '--output_dir', join(d, 'afile')), /output_dir .*afile: is a file, not a folder/);
   fails(temper(...SFT, '--output_dir', join(d, 'afile', 'sub', 'run')), /output_dir .*: .*afile is a file, not a folder/);
   assert.equal(readFileSync(join(d, 'afile'), 'utf8'), 'x');
+  // A folder where nothing can be created (Node's recursive mkdir never returns there).
+  if (existsSync('/proc/self')) fails(spawnSync(process.execPath, [bin, ...SFT, '--output_dir', '/proc/temper/run'], { encoding: 'utf8', timeout: 60_000 }), /output_dir \/proc\/temper\/run: cannot create \/proc\/temper/);
+});
+
+test('merge-lora refuses to write into the adapter folder or its base folder', cpuPass, () => {
+  const adapter = tmp();
+  assert.equal(temper(...SFT, '--use_peft', 'true', '--output_dir', adapter).status, 0);
+  fails(temper('merge-lora', '--adapter', adapter, '--output', adapter), /the output folder .* is the adapter folder/);
+  fails(temper('merge-lora', '--adapter', adapter, '--output', T.resolveBuiltin('builtin:tiny', 'model')!), /is the base model's folder/);
+  assert.ok(!existsSync(join(adapter, 'config.json')));
 });
 
 test('an output_dir on a read-only file system is refused before the model loads', cpuPass, (t) => {

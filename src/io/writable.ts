@@ -53,20 +53,27 @@ export function ensureWritableDir(dir: string, label: string): void {
   const say = (msg: string) => new TemperError(`${label} ${dir}: ${msg}`);
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw say('is a file, not a folder');
   // The nearest existing ancestor must be a folder (mkdir's ENOTDIR names no path).
+  const missing: string[] = [];
   let ancestor = resolve(dir);
-  while (!existsSync(ancestor) && ancestor !== dirname(ancestor)) ancestor = dirname(ancestor);
+  while (!existsSync(ancestor) && ancestor !== dirname(ancestor)) {
+    missing.unshift(ancestor);
+    ancestor = dirname(ancestor);
+  }
   if (!statSync(ancestor).isDirectory()) throw say(`${ancestor} is a file, not a folder`);
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    // mkdir -p reports a read-only parent as ENOENT; asking the parent gives the real reason.
-    let code = fsErrorCode(e);
+  // One level at a time: Node's recursive mkdir never returns on file systems such as /proc.
+  for (const p of missing) {
     try {
-      accessSync(ancestor, constants.W_OK);
-    } catch (a) {
-      code = fsErrorCode(a) ?? code;
+      mkdirSync(p);
+    } catch (e) {
+      // A read-only parent may report ENOENT; asking the parent gives the real reason.
+      let code = fsErrorCode(e);
+      try {
+        accessSync(dirname(p), constants.W_OK);
+      } catch (a) {
+        code = fsErrorCode(a) ?? code;
+      }
+      throw say(`cannot create ${p === resolve(dir) ? 'it' : p}: ${WORDS[code ?? ''] ?? (e as Error).message}`);
     }
-    throw say(`cannot create it: ${WORDS[code ?? ''] ?? (e as Error).message}`);
   }
   const probe = resolve(dir, `.temper-write-test-${process.pid}`);
   try {

@@ -27,6 +27,8 @@ export interface MergeLoraOptions {
 export async function mergeLora(o: MergeLoraOptions): Promise<{ layers: number; r: number; alpha: number; base: string }> {
   const ref = resolveAdapterRef(o.model ?? null, { adapter: o.adapter });
   const cfg = readAdapterConfig(o.adapter);
+  // A model written into the adapter folder would make it read as an adapter beside a model.
+  if (resolve(o.adapter) === resolve(o.output)) throw new TemperError(`merge-lora: the output folder ${o.output} is the adapter folder; choose another`);
   ensureWritableDir(o.output, 'merge-lora output');
   const { model, lora, baseDir } = await loadWithAdapter(ref, { revision: o.revision });
   try {

@@ -56,6 +56,10 @@ export function prepareOutputDir(outputDir: string, opts: { resume: boolean | st
   const existing = listCheckpoints(outputDir);
   if (opts.resume === true && existing.length === 0)
     throw new TemperError(`resume_from_checkpoint: no checkpoint-N folder in output_dir ${outputDir} to resume from`);
+  if (typeof opts.resume === 'string') {
+    if (!existsSync(opts.resume)) throw new TemperError(`resume_from_checkpoint: ${opts.resume} does not exist`);
+    if (!existsSync(join(opts.resume, 'trainer_state.json'))) throw new TemperError(`resume_from_checkpoint: ${opts.resume} has no trainer_state.json (not a temper checkpoint)`);
+  }
   if (opts.resume || existing.length === 0) return;
   if (!opts.overwrite)
     throw new TemperError(
