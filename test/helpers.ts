@@ -95,3 +95,11 @@ export function gradcheck(
     });
   });
 }
+
+/** Copies the weights of the model folder `dir` into `model` (a test trainer's loadWeights). */
+export function loadWeightsInto(model: T.Module, dir: string): void {
+  const again = T.loadModelFromDir(dir);
+  const src = new Map(again.namedParameters());
+  for (const [n, p] of model.namedParameters()) T.assign(p, src.get(n)!);
+  again.dispose();
+}

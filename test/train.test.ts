@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/index.js';
+import { loadWeightsInto } from './helpers.js';
 import { AdamW, EpochBatches, lrLambda, trainLoop, type TrainingConfig, type TrainerHooks } from '../src/train/index.js';
 
 const fixture = fileURLToPath(new URL('../../test/fixtures/models/llama', import.meta.url));
@@ -56,12 +57,7 @@ function hooksFor(model: T.CausalLM, rows: number[][], microRows: number, opts: 
       return { loss: opts.nanAt === calls ? T.mul(loss, NaN) : loss };
     },
     saveWeights: (dir) => T.saveModel(model, dir),
-    loadWeights: (dir) => {
-      const again = T.loadModelFromDir(dir);
-      const src = new Map(again.namedParameters());
-      for (const [n, p] of model.namedParameters()) T.assign(p, src.get(n)!);
-      again.dispose();
-    },
+    loadWeights: (dir) => loadWeightsInto(model, dir),
   };
 }
 

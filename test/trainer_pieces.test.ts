@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as T from '../src/index.js';
+import { loadWeightsInto } from './helpers.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const fixtures = join(root, 'test/fixtures');
@@ -166,12 +167,7 @@ function hooks(model: T.CausalLM, source: T.BatchSource<number[][]>, extra: Part
       return { loss: T.crossEntropy(model.forward({ inputIds: ids }).logits, T.shiftLabels(ids), { reduction: 'sum' }) };
     },
     saveWeights: (dir) => T.saveModel(model, dir),
-    loadWeights: (dir) => {
-      const again = T.loadModelFromDir(dir);
-      const src = new Map(again.namedParameters());
-      for (const [n, p] of model.namedParameters()) T.assign(p, src.get(n)!);
-      again.dispose();
-    },
+    loadWeights: (dir) => loadWeightsInto(model, dir),
     ...extra,
   };
 }
