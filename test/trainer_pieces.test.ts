@@ -70,7 +70,7 @@ test('sft and merge read a folder holding both adapter_config.json and config.js
   assert.equal(JSON.parse(readFileSync(join(viaFolder, 'config.json'), 'utf8')).vocab_size, 512, "builtin:tiny's config, not the fixture's");
 });
 
-test('reference(): LoRA is the base with adapters off (no weights copied); full fine-tuning is a frozen copy of the start', async () => {
+test('reference(): a new LoRA adapter is the base with adapters off (no weights copied), a continued one its starting weights; full fine-tuning a frozen copy of the start', async () => {
   const ids = [1, 5, 9, 3, 7, 2];
   const base = (await T.loadModel('builtin:tiny')) as T.CausalLM;
   const want = logitsOf(base, ids);
@@ -90,6 +90,21 @@ test('reference(): LoRA is the base with adapters off (no weights copied); full 
   assert.deepEqual(ref.run((m) => logitsOf(m, ids)), want);
   assert.ok(lora.model.training, 'train mode restored');
   assert.ok(lora.lora!.enabled, 'adapters switched back on');
+
+  // A continued adapter: the reference is that adapter as loaded (TRL's "ref" copy), not the bare base.
+  const saved = tmp();
+  lora.saveWeights(saved);
+  const wantAdapter = logitsOf(lora.model, ids);
+  using again = await T.Policy.load(policyArgs(saved), { trainer: 'test' });
+  using start = await again.reference();
+  assert.equal(start.kind, 'initial-adapter');
+  T.noGrad(() => {
+    for (const [n, p] of again.trainableParameters()) if (n.includes('lora_B')) T.assign(p, T.fullLike(p, -0.03));
+  });
+  const trained = logitsOf(again.model, ids);
+  assert.notDeepEqual(trained, wantAdapter);
+  assert.deepEqual(start.run((m) => logitsOf(m, ids)), wantAdapter);
+  assert.deepEqual(logitsOf(again.model, ids), trained, 'the trained adapter is back after the reference call');
 
   using full = await T.Policy.load(policyArgs('builtin:tiny'), { trainer: 'test' });
   using frozen = await full.reference();

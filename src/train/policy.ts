@@ -6,7 +6,7 @@
 // losses and KL penalties compare against. Not a loss and not the loop.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TemperError, assign, noGrad, type Device, type Tensor } from '../tensor/index.js';
+import { TemperError, assign, clone, keep, noGrad, type Device, type Tensor } from '../tensor/index.js';
 import { applyLora, type LoraModel, type Module } from '../nn/index.js';
 import { CausalLM, type PretrainedModel, type Task } from '../models/index.js';
 import {
@@ -39,7 +39,7 @@ export interface LoadPolicyOptions {
  * model with the LoRA adapters switched off (no second copy in memory), or a frozen model.
  */
 export interface ReferenceModel<M extends PretrainedModel = PretrainedModel> extends Disposable {
-  readonly kind: 'adapters-off' | 'frozen-copy' | 'checkpoint';
+  readonly kind: 'adapters-off' | 'initial-adapter' | 'frozen-copy' | 'checkpoint';
   /** Runs fn on the reference weights (synchronously), with grad off and dropout off. */
   run<T>(fn: (model: M) => T): T;
   dispose(): void;
@@ -59,6 +59,8 @@ export class Policy<M extends PretrainedModel = CausalLM> implements Disposable 
     readonly lora: LoraModel<M> | null,
     private readonly args: PolicyArgs,
     private readonly task: Task,
+    /** A continued adapter's weights as loaded: the reference of DPO-style losses. */
+    private readonly initialAdapter: Map<string, Tensor> | null,
   ) {}
 
   /**
@@ -81,8 +83,10 @@ export class Policy<M extends PretrainedModel = CausalLM> implements Disposable 
         throw new TemperError(`${opts.trainer}: the tokenizer in ${tokDir} has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${model.config.vocabSize} (mismatched tokenizer?)`);
       model.to(a.device as Device);
       if (a.gradient_checkpointing) (model as unknown as CausalLM).gradientCheckpointingEnable();
+      let initialAdapter: Map<string, Tensor> | null = null;
       if (lora) {
         note(`continuing the LoRA adapter in ${ref.adapter} (r=${lora.config.r}) on ${ref.base}`);
+        initialAdapter = new Map([...lora.adapterStateDict()].map(([n, t]) => [n, keep(clone(t.detach()))]));
       } else if (a.use_peft) {
         const added = applyLora(model as Module, {
           r: a.lora_r, lora_alpha: a.lora_alpha, lora_dropout: a.lora_dropout, target_modules: a.lora_target_modules,
@@ -93,7 +97,7 @@ export class Policy<M extends PretrainedModel = CausalLM> implements Disposable 
         const all = model.numParameters();
         note(`LoRA r=${a.lora_r} alpha=${a.lora_alpha} on ${added.layers.size} modules: ${n} trainable of ${all} parameters (${((100 * n) / all).toFixed(2)}%)`);
       }
-      return new Policy<M>(model, tokenizer, loaded.baseDir, ref, tokDir, lora, a, task);
+      return new Policy<M>(model, tokenizer, loaded.baseDir, ref, tokDir, lora, a, task, initialAdapter);
     } catch (e) {
       model.dispose();
       throw e;
@@ -143,13 +147,16 @@ export class Policy<M extends PretrainedModel = CausalLM> implements Disposable 
   }
 
   /**
-   * The reference model: `refModel` (a checkpoint to load) when given; else with LoRA the base
-   * with the adapters off (no weights copied), else a frozen copy of the starting model read
-   * again from its folder.
+   * The reference model: `refModel` (a checkpoint to load) when given; else with a new LoRA
+   * adapter the base with the adapters off (no weights copied); with a continued adapter that
+   * adapter as it was loaded (its starting weights swapped in for each call, as TRL keeps a "ref"
+   * copy of a re-trained adapter); else a frozen copy of the starting model read again from its
+   * folder.
    */
   async reference(refModel: string | null = null): Promise<ReferenceModel<M>> {
     if (refModel !== null) return frozen((await loadModel(refModel, { task: this.task, numLabels: this.model.config.numLabels, warn: () => {} })) as M, this.args.device, 'checkpoint');
     const lora = this.lora;
+    if (lora && this.initialAdapter) return this.swappedAdapter(lora, this.initialAdapter);
     if (lora && lora.modulesToSave.length === 0) {
       const model = this.model;
       return {
@@ -170,7 +177,36 @@ export class Policy<M extends PretrainedModel = CausalLM> implements Disposable 
     return frozen(loadModelFromDir(this.modelDir, { task: this.task, numLabels: this.model.config.numLabels, warn: () => {} }) as M, this.args.device, 'frozen-copy');
   }
 
+  /** The adapter with `start` swapped in for each reference call and the trained weights put back after. */
+  private swappedAdapter(lora: LoraModel<M>, start: Map<string, Tensor>): ReferenceModel<M> {
+    const model = this.model;
+    return {
+      kind: 'initial-adapter',
+      run: (fn) => {
+        const wasTraining = model.training;
+        const live = lora.adapterStateDict();
+        const now = new Map([...live].map(([n, t]) => [n, keep(clone(t.detach()))]));
+        model.eval();
+        try {
+          noGrad(() => {
+            for (const [n, t] of live) assign(t, start.get(n)!);
+          });
+          return noGrad(() => fn(model));
+        } finally {
+          noGrad(() => {
+            for (const [n, t] of live) assign(t, now.get(n)!);
+          });
+          for (const t of now.values()) t.dispose();
+          model.train(wasTraining);
+        }
+      },
+      dispose: () => {},
+      [Symbol.dispose]() {},
+    };
+  }
+
   dispose(): void {
+    for (const t of this.initialAdapter?.values() ?? []) t.dispose();
     this.model.dispose();
   }
 
